@@ -65,24 +65,144 @@ def selective_scan_sequential(
 
 
 def _chunk_len(length: int) -> int:
-    # T + ceil(L / T) Python steps are needed; T = ceil(sqrt(L)) makes that smallest.
+    # 2T + ceil(L / T) Python steps are needed; T = ceil(sqrt(L)) keeps that near its minimum.
     return max(1, int(math.ceil(math.sqrt(length))))
 
 
-def _time_major(x: torch.Tensor, num_chunks: int, chunk: int) -> torch.Tensor:
-    """(batch, num_chunks * chunk, k) -> (chunk, batch, num_chunks, k), contiguous per step."""
-    return x.reshape(x.shape[0], num_chunks, chunk, x.shape[-1]).permute(2, 0, 1, 3).contiguous()
+def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(batch, L, k) -> (chunk, batch, chunks, k), zero-padded to whole chunks; each step's
+    slice is contiguous. Padded tokens get delta = 0 (decay 1, no input) and sit after the
+    real ones, so they change nothing that is kept."""
+    batch, length, k = x.shape
+    num_chunks = (length + chunk - 1) // chunk
+    x = F.pad(x, (0, 0, 0, num_chunks * chunk - length))
+    return x.reshape(batch, num_chunks, chunk, k).permute(2, 0, 1, 3).contiguous()
 
 
-def _carry_across_chunks(chunk_decay: torch.Tensor, chunk_end: torch.Tensor) -> torch.Tensor:
-    """State entering each chunk, from each chunk's total decay and its end state when started
-    from zero. Both inputs have shape (batch, chunks, channels, states); so has the result."""
-    carry = torch.zeros_like(chunk_end[:, 0])
+def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of :func:`_to_chunks`."""
+    chunk, batch, num_chunks, k = x.shape
+    return x.permute(1, 2, 0, 3).reshape(batch, num_chunks * chunk, k)[:, :length]
+
+
+def _chunk_start_states(decays: List[torch.Tensor], inputs: List[torch.Tensor], chunk_decay: torch.Tensor) -> torch.Tensor:
+    """The true state entering each chunk, (batch, chunks, channels, states).
+
+    First every chunk's end state when started from zero, all chunks at once, one token per
+    step; then those end states carried over the chunk boundaries, one chunk per step.
+    """
+    end = torch.zeros_like(inputs[0])
+    for a, x in zip(decays, inputs):
+        end = torch.addcmul(x, a, end)
+    carry = torch.zeros_like(end[:, 0])
     entering = [carry]
-    for k in range(chunk_end.shape[1] - 1):
-        carry = torch.addcmul(chunk_end[:, k], chunk_decay[:, k], carry)
+    for k in range(end.shape[1] - 1):
+        carry = torch.addcmul(end[:, k], chunk_decay[:, k], carry)
         entering.append(carry)
     return torch.stack(entering, dim=1)
+
+
+def _scan_chunks(
+    delta: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    keep_states: bool,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The scan on chunked tensors: ``delta``, ``u`` (T, batch, chunks, channels), ``B``, ``C``
+    (T, batch, chunks, states). Returns y (T, batch, chunks, channels) and, if ``keep_states``,
+    every state h (T, batch, chunks, channels, states) for the backward pass (else empty)."""
+    du = delta * u
+    # One (batch, chunks, channels, states) slice per step: small enough to stay in cache.
+    decays = [torch.exp(delta[t].unsqueeze(-1) * A) for t in range(delta.shape[0])]
+    inputs = [du[t].unsqueeze(-1) * B[t].unsqueeze(-2) for t in range(delta.shape[0])]
+    h = _chunk_start_states(decays, inputs, torch.exp(delta.sum(0).unsqueeze(-1) * A))
+    ys: List[torch.Tensor] = []
+    states: List[torch.Tensor] = []
+    for t in range(delta.shape[0]):  # every chunk again, from its true start state
+        h = torch.addcmul(inputs[t], decays[t], h)
+        ys.append((h * C[t].unsqueeze(-2)).sum(-1))
+        if keep_states:
+            states.append(h)
+    y = torch.stack(ys) + u * D
+    return y, torch.stack(states) if keep_states else torch.empty(0)
+
+
+def _grad_of_states(
+    delta: torch.Tensor, A: torch.Tensor, C: torch.Tensor, grad_y: torch.Tensor
+) -> torch.Tensor:
+    """dLoss/dh for every state (T, batch, chunks, channels, states).
+
+    It obeys the transposed recurrence ``g[t] = C[t] gy[t] + a[t+1] g[t+1]``, run backwards in
+    time in the same three phases as the forward scan.
+    """
+    chunk = delta.shape[0]
+    inject = grad_y.unsqueeze(-1) * C.unsqueeze(-2)  # (T, batch, chunks, channels, states)
+    decays = [torch.exp(delta[t].unsqueeze(-1) * A) for t in range(chunk)]
+    # Within every chunk from a zero gradient at its end, back to its first token.
+    g = inject[chunk - 1]
+    for t in range(chunk - 2, -1, -1):
+        g = torch.addcmul(inject[t], decays[t + 1], g)
+    # Across chunks, right to left: what flows into chunk k's last state from chunk k + 1.
+    into_first = decays[0] * g
+    chunk_decay = torch.exp(delta.sum(0).unsqueeze(-1) * A)
+    carry = torch.zeros_like(g[:, 0])
+    from_right = [carry]
+    for k in range(g.shape[1] - 1, 0, -1):
+        carry = torch.addcmul(into_first[:, k], chunk_decay[:, k], carry)
+        from_right.append(carry)
+    g = torch.stack(from_right[::-1], dim=1)
+    # Every chunk again, from its true end gradient.
+    grads = [inject[chunk - 1] + g]
+    for t in range(chunk - 2, -1, -1):
+        grads.append(torch.addcmul(inject[t], decays[t + 1], grads[-1]))
+    return torch.stack(grads[::-1])
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """The chunked scan with a hand-written backward pass: the transposed recurrence in the same
+    chunked form, then every parameter gradient as one contraction, instead of autograd
+    replaying each of the forward's small steps."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
+        chunk = _chunk_len(u.shape[1])
+        u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
+        A_c, D_c = _upcast([A, D])
+        y, states = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, keep_states=True)
+        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
+        ctx.length = u.shape[1]
+        ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
+        return _from_chunks(y, ctx.length).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):  # type: ignore[override]
+        u, delta, A, B, C, D, h = ctx.saved_tensors
+        gy = _to_chunks(grad_y.to(u.dtype), u.shape[0])
+        gh = _grad_of_states(delta, A, C, gy)
+        # h[t] - x[t] = a[t] h[t-1], so gh * (h - x) is dLoss/d(delta * A) summed with its decay.
+        du = delta * u
+        g_log_decay = gh * (h - du.unsqueeze(-1) * B.unsqueeze(-2))
+        g_du = torch.einsum("tbkcn,tbkn->tbkc", gh, B)
+        grads = [
+            g_du * delta + gy * D,  # u
+            g_du * u + torch.einsum("tbkcn,cn->tbkc", g_log_decay, A),  # delta
+            torch.einsum("tbkcn,tbkc->cn", g_log_decay, delta),  # A
+            torch.einsum("tbkcn,tbkc->tbkn", gh, du),  # B
+            torch.einsum("tbkcn,tbkc->tbkn", h, gy),  # C
+            (gy * u).sum((0, 1, 2)),  # D
+        ]
+        for i in (0, 1, 3, 4):
+            grads[i] = _from_chunks(grads[i], ctx.length)
+        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+
+
+@torch.jit.unused
+def _scan_with_custom_backward(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    return _ChunkedScan.apply(u, delta, A, B, C, D)
+
+
+def _exporting() -> bool:
+    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def selective_scan_chunked(
@@ -91,6 +211,10 @@ def selective_scan_chunked(
     """Selective scan in ``2T + L / T`` vectorised steps; same arguments and result as
     :func:`selective_scan_sequential`.
 
+    When gradients are needed it runs as one autograd node with a hand-written backward pass;
+    under TorchScript, tracing or ``torch.export`` (ONNX) it is plain tensor code, and autograd
+    differentiates that.
+
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
         >>> A, D = -torch.rand(12, 16), torch.ones(12)
@@ -98,38 +222,13 @@ def selective_scan_chunked(
         >>> selective_scan_chunked(u, delta, A, B, C, D).shape
         torch.Size([2, 100, 12])
     """
-    u_c, delta, A, B, C, D = _upcast([u, delta, A, B, C, D])
-    batch, length, channels = u_c.shape
-    chunk = _chunk_len(length)
-    num_chunks = (length + chunk - 1) // chunk
-    pad = num_chunks * chunk - length
-    if pad > 0:
-        # Padded tokens have delta = 0 (decay 1, no input) and sit after the real ones, so
-        # they change nothing that is kept.
-        u_c, delta, B, C = [F.pad(t, (0, 0, 0, pad)) for t in (u_c, delta, B, C)]
-
-    delta_t = _time_major(delta, num_chunks, chunk)  # (T, batch, chunks, channels)
-    du_t = _time_major(delta * u_c, num_chunks, chunk)
-    B_t = _time_major(B, num_chunks, chunk).unsqueeze(-2)  # (T, batch, chunks, 1, states)
-    C_t = _time_major(C, num_chunks, chunk).unsqueeze(-2)
-
-    # 1. Every chunk's end state when started from zero, all chunks at once. Each step works on
-    #    one (batch, chunks, channels, states) slice, small enough to stay in cache.
-    decays: List[torch.Tensor] = []
-    inputs: List[torch.Tensor] = []
-    h = torch.zeros_like(du_t[0].unsqueeze(-1) * B_t[0])
-    for t in range(chunk):
-        decays.append(torch.exp(delta_t[t].unsqueeze(-1) * A))
-        inputs.append(du_t[t].unsqueeze(-1) * B_t[t])
-        h = torch.addcmul(inputs[t], decays[t], h)
-    # 2. The true state entering each chunk: carried over chunk boundaries.
-    h = _carry_across_chunks(torch.exp(delta_t.sum(0).unsqueeze(-1) * A), h)
-    # 3. Every chunk again, from its true start state, reading the outputs.
-    ys: List[torch.Tensor] = []
-    for t in range(chunk):
-        h = torch.addcmul(inputs[t], decays[t], h)
-        ys.append((h * C_t[t]).sum(-1))
-    y = torch.stack(ys) + _time_major(u_c, num_chunks, chunk) * D
-
-    y = y.permute(1, 2, 0, 3).reshape(batch, num_chunks * chunk, channels)[:, :length]
-    return y.to(u.dtype)
+    needs_grad = torch.is_grad_enabled() and (
+        u.requires_grad or delta.requires_grad or A.requires_grad or B.requires_grad or C.requires_grad or D.requires_grad
+    )
+    if needs_grad and not _exporting():
+        return _scan_with_custom_backward(u, delta, A, B, C, D)
+    chunk = _chunk_len(u.shape[1])
+    u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
+    A_c, D_c = _upcast([A, D])
+    y, _ = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, keep_states=False)
+    return _from_chunks(y, u.shape[1]).to(u.dtype)

@@ -223,3 +223,13 @@ def test_bad_arguments_are_refused():
         UltraLightVMUNet(channels=(8, 16, 24, 30, 48, 64))
     with pytest.raises(ValueError, match="spatial_dims"):
         UltraLightVMUNet(spatial_dims=1)
+
+
+def test_profile_reports_the_papers_figures():
+    from networks.profile import profile
+
+    stats = profile(UltraLightVMUNet(), (1, 3, 256, 256))
+    assert stats["parameters"] == 49457
+    assert abs(stats["paper_gmac"] - 0.060) < 0.001  # the paper's 0.060 G
+    assert abs(stats["full_gflop"] - 0.132) < 0.001  # the spec's full count
+    assert 200 < stats["weights_kb"] < 260  # the paper's file: 229.1 KB
