@@ -22,7 +22,7 @@ float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 
 """
 
 import math
-from typing import List, Tuple
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -103,26 +103,30 @@ def _chunk_start_states(decays: List[torch.Tensor], inputs: List[torch.Tensor], 
 
 
 def _scan_chunks(
-    delta: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
-    keep_states: bool,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    delta: torch.Tensor,
+    u: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    states: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """The scan on chunked tensors: ``delta``, ``u`` (T, batch, chunks, channels), ``B``, ``C``
-    (T, batch, chunks, states). Returns y (T, batch, chunks, channels) and, if ``keep_states``,
-    every state h (T, batch, chunks, channels, states) for the backward pass (else empty)."""
+    (T, batch, chunks, states). Returns y (T, batch, chunks, channels). Every state h is written
+    into ``states`` (T, batch, chunks, channels, states) when it is given (outside autograd)."""
     du = delta * u
     # One (batch, chunks, channels, states) slice per step: small enough to stay in cache.
     decays = [torch.exp(delta[t].unsqueeze(-1) * A) for t in range(delta.shape[0])]
     inputs = [du[t].unsqueeze(-1) * B[t].unsqueeze(-2) for t in range(delta.shape[0])]
     h = _chunk_start_states(decays, inputs, torch.exp(delta.sum(0).unsqueeze(-1) * A))
     ys: List[torch.Tensor] = []
-    states: List[torch.Tensor] = []
     for t in range(delta.shape[0]):  # every chunk again, from its true start state
-        h = torch.addcmul(inputs[t], decays[t], h)
+        if states is None:
+            h = torch.addcmul(inputs[t], decays[t], h)
+        else:
+            h = torch.addcmul(inputs[t], decays[t], h, out=states[t])
         ys.append((h * C[t].unsqueeze(-2)).sum(-1))
-        if keep_states:
-            states.append(h)
-    y = torch.stack(ys) + u * D
-    return y, torch.stack(states) if keep_states else torch.empty(0)
+    return torch.stack(ys) + u * D
 
 
 def _grad_of_states(
@@ -150,10 +154,11 @@ def _grad_of_states(
         from_right.append(carry)
     g = torch.stack(from_right[::-1], dim=1)
     # Every chunk again, from its true end gradient.
-    grads = [inject[chunk - 1] + g]
+    grads = torch.empty_like(inject)
+    torch.add(inject[chunk - 1], g, out=grads[chunk - 1])
     for t in range(chunk - 2, -1, -1):
-        grads.append(torch.addcmul(inject[t], decays[t + 1], grads[-1]))
-    return torch.stack(grads[::-1])
+        torch.addcmul(inject[t], decays[t + 1], grads[t + 1], out=grads[t])
+    return grads
 
 
 class _ChunkedScan(torch.autograd.Function):
@@ -166,7 +171,8 @@ class _ChunkedScan(torch.autograd.Function):
         chunk = _chunk_len(u.shape[1])
         u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
         A_c, D_c = _upcast([A, D])
-        y, states = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, keep_states=True)
+        states = u_c.new_empty(u_c.shape + A_c.shape[-1:])
+        y = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, states)
         ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
         ctx.length = u.shape[1]
         ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
@@ -179,7 +185,8 @@ class _ChunkedScan(torch.autograd.Function):
         gh = _grad_of_states(delta, A, C, gy)
         # h[t] - x[t] = a[t] h[t-1], so gh * (h - x) is dLoss/d(delta * A) summed with its decay.
         du = delta * u
-        g_log_decay = gh * (h - du.unsqueeze(-1) * B.unsqueeze(-2))
+        g_log_decay = du.unsqueeze(-1) * B.unsqueeze(-2)  # the inputs x, overwritten in place:
+        torch.sub(h, g_log_decay, out=g_log_decay).mul_(gh)
         g_du = torch.einsum("tbkcn,tbkn->tbkc", gh, B)
         grads = [
             g_du * delta + gy * D,  # u
@@ -230,5 +237,5 @@ def selective_scan_chunked(
     chunk = _chunk_len(u.shape[1])
     u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
     A_c, D_c = _upcast([A, D])
-    y, _ = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, keep_states=False)
+    y = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c)
     return _from_chunks(y, u.shape[1]).to(u.dtype)
