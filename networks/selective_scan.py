@@ -13,9 +13,11 @@ from ``h[-1] = 0``. Two implementations with the same math live here:
   ``T ~ sqrt(L)`` tokens. A first loop runs the recurrence inside all chunks at once from a
   zero state (``T`` steps), a second carries the end states across chunk boundaries (``nc``
   steps), and a third runs every chunk again from its true start state, reading the outputs.
-  ``2T + nc`` Python steps replace ``L``; each works on one cache-sized slice of the state;
-  every operator is a standard one (so the function scripts with TorchScript and exports to
-  ONNX), and autograd gives the backward pass.
+  ``2T + nc`` Python steps replace ``L``; each works on one cache-sized slice of the state,
+  and every operator is a standard one (so the function scripts with TorchScript and exports
+  to ONNX). For training, the backward pass is written by hand: the gradient of the states
+  obeys the transposed recurrence, run backwards in the same three phases, and every
+  parameter gradient is then one contraction over the stored states.
 
 Both take token-major tensors, as the Mamba block produces them, and run in float32 for
 float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 for float64.
