@@ -107,6 +107,8 @@ class Mamba(nn.Module):
 
     @torch.jit.unused
     def _use_cuda_kernels(self, x: torch.Tensor) -> bool:
+        if self.scan_backend == "cuda" and not x.is_cuda:
+            raise ValueError(f"scan_backend='cuda' runs on CUDA tensors only, got one on {x.device}; use 'auto'")
         use = self.scan_backend == "cuda" or (
             self.scan_backend == "auto" and x.is_cuda and cuda_kernels.cuda_kernels_available()
         )
