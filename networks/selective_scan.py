@@ -24,7 +24,7 @@ float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 
 """
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -87,15 +87,16 @@ def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.permute(1, 2, 0, 3).reshape(batch, num_chunks * chunk, k)[:, :length]
 
 
-def _chunk_start_states(decays: List[torch.Tensor], inputs: List[torch.Tensor], chunk_decay: torch.Tensor) -> torch.Tensor:
+def _chunk_start_states(decays: torch.Tensor, inputs: torch.Tensor, chunk_decay: torch.Tensor) -> torch.Tensor:
     """The true state entering each chunk, (batch, chunks, channels, states).
 
     First every chunk's end state when started from zero, all chunks at once, one token per
-    step; then those end states carried over the chunk boundaries, one chunk per step.
+    step (each step touches one cache-sized slice); then those end states carried over the
+    chunk boundaries, one chunk per step.
     """
     end = torch.zeros_like(inputs[0])
-    for a, x in zip(decays, inputs):
-        end = torch.addcmul(x, a, end)
+    for t in range(inputs.shape[0]):
+        end = torch.addcmul(inputs[t], decays[t], end)
     carry = torch.zeros_like(end[:, 0])
     entering = [carry]
     for k in range(end.shape[1] - 1):
@@ -112,14 +113,16 @@ def _scan_chunks(
     C: torch.Tensor,
     D: torch.Tensor,
     states: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The scan on chunked tensors: ``delta``, ``u`` (T, batch, chunks, channels), ``B``, ``C``
-    (T, batch, chunks, states). Returns y (T, batch, chunks, channels). Every state h is written
-    into ``states`` (T, batch, chunks, channels, states) when it is given (outside autograd)."""
-    du = delta * u
-    # One (batch, chunks, channels, states) slice per step: small enough to stay in cache.
-    decays = [torch.exp(delta[t].unsqueeze(-1) * A) for t in range(delta.shape[0])]
-    inputs = [du[t].unsqueeze(-1) * B[t].unsqueeze(-2) for t in range(delta.shape[0])]
+    (T, batch, chunks, states).
+
+    Returns y (T, batch, chunks, channels) and the per-token decays ``a = exp(delta * A)`` and
+    inputs ``x = delta * u * B`` (T, batch, chunks, channels, states). Every state h is written
+    into ``states`` (same shape) when it is given (outside autograd).
+    """
+    decays = torch.exp(delta.unsqueeze(-1) * A)
+    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(-2)
     h = _chunk_start_states(decays, inputs, torch.exp(delta.sum(0).unsqueeze(-1) * A))
     ys: List[torch.Tensor] = []
     for t in range(delta.shape[0]):  # every chunk again, from its true start state
@@ -127,28 +130,26 @@ def _scan_chunks(
             h = torch.addcmul(inputs[t], decays[t], h)
         else:
             h = torch.addcmul(inputs[t], decays[t], h, out=states[t])
-        ys.append((h * C[t].unsqueeze(-2)).sum(-1))
-    return torch.stack(ys) + u * D
+        ys.append(torch.matmul(h, C[t].unsqueeze(-1)).squeeze(-1))  # sum over states
+    return torch.stack(ys) + u * D, decays, inputs
 
 
 def _grad_of_states(
-    delta: torch.Tensor, A: torch.Tensor, C: torch.Tensor, grad_y: torch.Tensor
+    decays: torch.Tensor, chunk_decay: torch.Tensor, C: torch.Tensor, grad_y: torch.Tensor
 ) -> torch.Tensor:
     """dLoss/dh for every state (T, batch, chunks, channels, states).
 
     It obeys the transposed recurrence ``g[t] = C[t] gy[t] + a[t+1] g[t+1]``, run backwards in
     time in the same three phases as the forward scan.
     """
-    chunk = delta.shape[0]
-    inject = grad_y.unsqueeze(-1) * C.unsqueeze(-2)  # (T, batch, chunks, channels, states)
-    decays = [torch.exp(delta[t].unsqueeze(-1) * A) for t in range(chunk)]
+    chunk = decays.shape[0]
+    inject = grad_y.unsqueeze(-1) * C.unsqueeze(-2)
     # Within every chunk from a zero gradient at its end, back to its first token.
     g = inject[chunk - 1]
     for t in range(chunk - 2, -1, -1):
         g = torch.addcmul(inject[t], decays[t + 1], g)
     # Across chunks, right to left: what flows into chunk k's last state from chunk k + 1.
     into_first = decays[0] * g
-    chunk_decay = torch.exp(delta.sum(0).unsqueeze(-1) * A)
     carry = torch.zeros_like(g[:, 0])
     from_right = [carry]
     for k in range(g.shape[1] - 1, 0, -1):
@@ -174,28 +175,28 @@ class _ChunkedScan(torch.autograd.Function):
         u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
         A_c, D_c = _upcast([A, D])
         states = u_c.new_empty(u_c.shape + A_c.shape[-1:])
-        y = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, states)
-        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
+        y, decays, inputs = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, states)
+        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states, decays, inputs)
         ctx.length = u.shape[1]
         ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
         return _from_chunks(y, ctx.length).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
-        u, delta, A, B, C, D, h = ctx.saved_tensors
+        u, delta, A, B, C, D, h, decays, inputs = ctx.saved_tensors
         gy = _to_chunks(grad_y.to(u.dtype), u.shape[0])
-        gh = _grad_of_states(delta, A, C, gy)
-        # h[t] - x[t] = a[t] h[t-1], so gh * (h - x) is dLoss/d(delta * A) summed with its decay.
+        gh = _grad_of_states(decays, torch.exp(delta.sum(0).unsqueeze(-1) * A), C, gy)
+        # h[t] - x[t] = a[t] h[t-1], so gh * (h - x) is dLoss/d(delta * A), element by element.
+        g_log_decay = torch.sub(h, inputs).mul_(gh)
         du = delta * u
-        g_log_decay = du.unsqueeze(-1) * B.unsqueeze(-2)  # the inputs x, overwritten in place:
-        torch.sub(h, g_log_decay, out=g_log_decay).mul_(gh)
-        g_du = torch.einsum("tbkcn,tbkn->tbkc", gh, B)
+        # Contractions as batched (channels x states) matrix products on contiguous memory.
+        g_du = torch.matmul(gh, B.unsqueeze(-1)).squeeze(-1)
         grads = [
             g_du * delta + gy * D,  # u
-            g_du * u + torch.einsum("tbkcn,cn->tbkc", g_log_decay, A),  # delta
-            torch.einsum("tbkcn,tbkc->cn", g_log_decay, delta),  # A
-            torch.einsum("tbkcn,tbkc->tbkn", gh, du),  # B
-            torch.einsum("tbkcn,tbkc->tbkn", h, gy),  # C
+            g_du * u + (g_log_decay * A).sum(-1),  # delta
+            (g_log_decay * delta.unsqueeze(-1)).sum((0, 1, 2)),  # A
+            torch.matmul(du.unsqueeze(-2), gh).squeeze(-2),  # B
+            torch.matmul(gy.unsqueeze(-2), h).squeeze(-2),  # C
             (gy * u).sum((0, 1, 2)),  # D
         ]
         for i in (0, 1, 3, 4):
@@ -239,5 +240,5 @@ def selective_scan_chunked(
     chunk = _chunk_len(u.shape[1])
     u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
     A_c, D_c = _upcast([A, D])
-    y = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c)
+    y, _, _ = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c)
     return _from_chunks(y, u.shape[1]).to(u.dtype)
