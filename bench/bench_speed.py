@@ -1,22 +1,25 @@
 """CPU speed and memory of UltraLight VM-UNet against two baselines built from the same weights.
 
-    python bench/bench_speed.py [--batch 8 --size 256 --threads 2]
+    python bench/bench_speed.py [--batch 8 --size 256 --repeats 5]
 
 Rows: ``chunked`` (the pure-PyTorch scan the network uses), ``sequential`` (baseline a: the
 same network with a plain token-by-token loop scan) and ``identity`` (baseline b: the scan
-replaced by ``y = u``, the floor no scan can beat). Each row runs in its own process so that
-its peak resident memory is its own. A training step is forward, BCE+Dice loss, backward and
-AdamW. Times are medians of ``--repeats`` runs after one warm-up.
+replaced by ``y = u``, the floor no scan can beat). A training step is forward, BCE+Dice
+loss, backward and AdamW. Timings are medians over ``--repeats`` rounds that visit the
+variants in turn (so a change in machine load hits all of them alike), after one warm-up.
+Peak resident memory is measured per variant in a child process of its own. Run it on an
+otherwise idle machine: other processes competing for the cores distort every number.
 """
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 from unittest import mock
 
 import torch
@@ -28,18 +31,18 @@ from networks import UltraLightVMUNet
 VARIANTS = ("chunked", "sequential", "identity")
 
 
-def _median_seconds(fn: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up: allocator, one-time dispatch
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+@contextlib.contextmanager
+def scan_of(variant: str) -> Iterator[None]:
+    """Replaces the scan by identity while the ``identity`` variant runs."""
+    if variant != "identity":
+        yield
+        return
+    with mock.patch.object(networks.mamba, "selective_scan_chunked", lambda u, delta, A, B, C, D: u):
+        yield
 
 
-def measure(variant: str, batch: int, size: int, repeats: int) -> Dict[str, float]:
-    """Times inference and one training step of ``variant``; runs in the calling process."""
+def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
+    """One inference call and one training step of ``variant``, all variants from one seed."""
     torch.manual_seed(0)
     net = UltraLightVMUNet(scan_backend="sequential" if variant == "sequential" else "torch")
     images = torch.rand(batch, 3, size, size) * 255
@@ -48,62 +51,75 @@ def measure(variant: str, batch: int, size: int, repeats: int) -> Dict[str, floa
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
 
     def infer() -> None:
-        with torch.no_grad():
+        with scan_of(variant), torch.no_grad():
             net.eval()(images)
 
     def train_step() -> None:
-        net.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(net(images), labels).backward()
-        optimizer.step()
+        with scan_of(variant):
+            net.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(net(images), labels).backward()
+            optimizer.step()
 
-    identity = mock.patch.object(networks.mamba, "selective_scan_chunked", lambda u, delta, A, B, C, D: u)
-    with identity if variant == "identity" else mock.patch.object(networks.mamba, "logger", networks.mamba.logger):
-        infer_s = _median_seconds(infer, repeats)
-        train_s = _median_seconds(train_step, max(1, repeats // 2))
-    return {
-        "infer_s": infer_s,
-        "train_s": train_s,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return {"infer": infer, "train": train_step}
+
+
+def seconds(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_rss_mb(variant: str, batch: int, size: int) -> float:
+    """Peak resident memory of a process that runs one inference and one training step."""
+    command = [sys.executable, __file__, "--rss-of", variant, f"--batch={batch}", f"--size={size}"]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--variant", choices=VARIANTS, help="measure one variant and print JSON (used internally)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rss-of", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    if args.variant:
-        print(json.dumps(measure(args.variant, args.batch, args.size, args.repeats)))
+    if args.rss_of:
+        calls = build(args.rss_of, args.batch, args.size)
+        calls["infer"]()
+        calls["train"]()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
 
-    rows = {}
-    for variant in VARIANTS:
-        command = [sys.executable, __file__, "--variant", variant] + [
-            f"--{k}={getattr(args, k)}" for k in ("batch", "size", "threads", "repeats")
-        ]
-        rows[variant] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    calls = {variant: build(variant, args.batch, args.size) for variant in VARIANTS}
+    times: Dict[str, Dict[str, list]] = {v: {"infer": [], "train": []} for v in VARIANTS}
+    for round_ in range(args.repeats + 1):
+        for kind in ("infer", "train"):
+            for variant in VARIANTS:
+                elapsed = seconds(calls[variant][kind])
+                if round_ > 0:  # round 0 warms up
+                    times[variant][kind].append(elapsed)
+    median = {v: {k: statistics.median(t) for k, t in kinds.items()} for v, kinds in times.items()}
 
-    print(f"UltraLight VM-UNet, float32, batch {args.batch}, 3x{args.size}x{args.size}, {args.threads} threads, torch {torch.__version__}")
-    print(f"{'scan':<12}{'infer s':>9}{'img/s':>8}{'train s':>9}{'img/s':>8}{'peak RSS MB':>13}")
-    for variant, r in rows.items():
-        print(
-            f"{variant:<12}{r['infer_s']:>9.3f}{args.batch / r['infer_s']:>8.1f}"
-            f"{r['train_s']:>9.3f}{args.batch / r['train_s']:>8.1f}{r['peak_rss_mb']:>13.0f}"
-        )
-    ours, seq, floor = rows["chunked"], rows["sequential"], rows["identity"]
     print(
-        f"chunked vs sequential: inference {seq['infer_s'] / ours['infer_s']:.2f}x faster, "
-        f"training step {seq['train_s'] / ours['train_s']:.2f}x faster"
+        f"UltraLight VM-UNet, float32, batch {args.batch}, 3x{args.size}x{args.size}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats}"
+    )
+    print(f"{'scan':<12}{'infer s':>9}{'img/s':>8}{'train step s':>14}{'img/s':>8}{'peak RSS MB':>13}")
+    for variant in VARIANTS:
+        m = median[variant]
+        print(
+            f"{variant:<12}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
+            f"{args.batch / m['train']:>8.1f}{peak_rss_mb(variant, args.batch, args.size):>13.0f}"
+        )
+    ours, seq, floor = median["chunked"], median["sequential"], median["identity"]
+    print(
+        f"chunked is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
+        f"{seq['train'] / ours['train']:.2f}x per training step"
     )
     print(
-        f"chunked vs identity floor: inference {ours['infer_s'] / floor['infer_s']:.2f}x, "
-        f"training step {ours['train_s'] / floor['train_s']:.2f}x the floor's time"
+        f"chunked takes {ours['infer'] / floor['infer']:.2f}x the identity floor's time at inference, "
+        f"{ours['train'] / floor['train']:.2f}x per training step"
     )
 
 
