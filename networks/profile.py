@@ -12,6 +12,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .mamba import Mamba
 from .ultralight_vmunet import UltraLightVMUNet
 
 
@@ -23,8 +24,17 @@ def profile(net: torch.nn.Module, input_shape: Sequence[int]) -> Dict[str, float
     convolution; the scan's element-wise work is not in it) and ``weights_kb`` (the
     ``torch.save``'d state dict, 1 KB = 1024 bytes).
     """
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net.eval()(torch.zeros(*input_shape))
+    # The scan's arithmetic is element-wise and not part of the count; the token-by-token scan
+    # keeps it out (the chunked one does its sum over states as a batched matmul).
+    blocks = {m: m.scan_backend for m in net.modules() if isinstance(m, Mamba)}
+    for block in blocks:
+        block.scan_backend = "sequential"
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net.eval()(torch.zeros(*input_shape))
+    finally:
+        for block, backend in blocks.items():
+            block.scan_backend = backend
     total = counter.get_total_flops()
     inside_mamba = sum(sum(ops.values()) for name, ops in counter.get_flop_counts().items() if name.endswith(".mamba"))
     buffer = io.BytesIO()
