@@ -1,0 +1,9 @@
+"""Python helpers of the UltraLight VM-UNet bundle, referenced from ``configs/*.yaml``.
+
+The network itself is imported as the top-level package ``networks``: in the repository it
+is the installed project, in a standalone bundle the copy vendored at the bundle root.
+"""
+
+from . import checkpoints, datalist, image_io, writers
+
+__all__ = ["checkpoints", "datalist", "image_io", "writers"]

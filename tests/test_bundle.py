@@ -1,0 +1,327 @@
+"""End-to-end tests of the MONAI bundle (bundle/), through its public command lines.
+
+Every run is a subprocess (`python -m monai.bundle ...`, `torchrun`), as a user would start
+it, on a small generated demo set (64x64 images, spatial_size 64) in temporary folders. One
+tiny model, trained once for the module, is shared by the evaluation/inference tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import networks
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundle"
+PARITY_FIXTURE = REPO / "tests" / "data" / "ulvmunet_parity_seed2024.pt"
+PY = sys.executable
+TORCHRUN = str(Path(PY).with_name("torchrun"))
+SMALL = ["--spatial_size", "64", "--batch_size", "4", "--num_workers", "0"]
+TRAIN = ["--config_file", "configs/train.yaml"]
+EVALUATE = ["--config_file", "configs/evaluate.yaml"]
+INFER = ["--config_file", "configs/inference.yaml"]
+
+pytestmark = pytest.mark.slow
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    # one thread each: the tests' processes share 2 cores, and oversubscribed threads spin
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
+
+
+def run(cmd: list[str], cwd: Path = BUNDLE, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or child_env(), timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def bundle(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return run([PY, "-m", "monai.bundle", *args], **kwargs)
+
+
+def read_png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """20 generated 64x64 cases: 14 training, 2 validation, 4 test."""
+    out = tmp_path_factory.mktemp("demo")
+    run([PY, "-m", "prepare", "synthetic", "--out", str(out), "--num-images", "20", "--size", "64"], cwd=REPO)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(demo, tmp_path_factory) -> tuple[Path, str]:
+    """A 2-epoch training run: its output_dir and its log."""
+    out = tmp_path_factory.mktemp("train")
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "2", *SMALL)
+    return out, proc.stdout + proc.stderr
+
+
+def test_training_saves_best_weights_full_state_and_logs(demo, trained):
+    out, log = trained
+    # best weights: a plain state dict, loadable strictly into the network
+    weights = torch.load(out / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in weights.values())
+    networks.load_reference_weights(networks.UltraLightVMUNet(), out / "model.pt")
+    # latest full state, for resuming
+    state = torch.load(out / "checkpoint_epoch=2.pt", weights_only=True)
+    assert set(state) == {"model", "optimizer", "lr_scheduler", "trainer", "best_dsc"}
+    assert state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]  # after epoch 2
+    assert state["best_dsc"]["_saved"], "the best-DSC record travels with the full state"
+    # cosine schedule stepped once per epoch: lr = eta_min + (lr0 - eta_min) (1 + cos(pi * 2 / 50)) / 2
+    expected_lr = 1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 2 / 50)) / 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(expected_lr)
+    assert "val_dsc" in log and "train_loss" in log
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in (out / "tensorboard").glob("events.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"]) | set(accumulator.Tags()["images"])
+    assert {"train_loss", "learning_rate", "val_dsc"} <= tags
+    assert {"input_0_HW_0", "input_1_HW_0", "output_HW_0"} <= tags  # image, label, prediction
+
+
+def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
+    out = tmp_path / "train"
+    shutil.copytree(trained[0], out)
+    # `run` without an id must train too (model-zoo tools call it so)
+    proc = bundle("run", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "3", *SMALL)
+    log = proc.stdout + proc.stderr
+    assert "resuming from" in log and "checkpoint_epoch=2.pt" in log
+    assert "Epoch: 3/3, Iter: 1/" in log
+    assert "Epoch: 1/3" not in log and "Epoch: 2/3" not in log, "the resumed run trained from scratch"
+    state = torch.load(out / "checkpoint_epoch=3.pt", weights_only=True)
+    iterations_per_epoch = state["trainer"]["epoch_length"]
+    assert state["trainer"]["iteration"] == 3 * iterations_per_epoch
+    # Adam's step count carried over: 3 epochs of updates, not 1
+    assert all(s["step"] == 3 * iterations_per_epoch for s in state["optimizer"]["state"].values())
+
+
+def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
+    out = tmp_path / "eval"
+    bundle("run", *EVALUATE, "--dataset_dir", str(demo), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    test_cases = json.loads((demo / "datalist.json").read_text())["test"]
+    tp = fp = fn = tn = 0
+    for case in test_cases:
+        stem = Path(case["image"]).stem
+        prediction = read_png(out / f"{stem}_mask.png") > 127
+        truth = read_png(demo / case["label"]) > 127  # 64x64 already: the resize is the identity
+        tp += np.sum(prediction & truth)
+        fp += np.sum(prediction & ~truth)
+        fn += np.sum(~prediction & truth)
+        tn += np.sum(~prediction & ~truth)
+        overlay = read_png(out / f"{stem}_overlay.png")
+        assert overlay.shape == (64, 64, 3)
+        assert np.any(np.all(overlay == (0, 255, 0), axis=-1)), "ground-truth contour missing"
+    assert tp + fp > 0, "the 2-epoch model predicts no lesion pixel at all"
+    expected = {
+        "dsc": 2 * tp / (2 * tp + fp + fn),
+        "miou": tp / (tp + fp + fn),
+        "acc": (tp + tn) / (tp + tn + fp + fn),
+        "se": tp / (tp + fn),
+        "sp": tn / (tn + fp),
+    }
+    with open(out / "metrics.csv") as f:
+        reported = {row[0]: float(row[1]) for row in csv.reader(f)}
+    for name, value in expected.items():
+        assert reported[name] == pytest.approx(value, abs=1e-5), name
+    with open(out / "dice_raw.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(Path(r["filename"]).name for r in rows) == sorted(Path(c["image"]).name for c in test_cases)
+
+
+def write_odd_images(folder: Path, source: np.ndarray) -> dict[str, tuple]:
+    """Images of several formats and layouts; returns name -> expected mask shape."""
+    folder.mkdir()
+    gray = Image.fromarray(source.mean(-1).astype(np.uint8)).resize((70, 50))
+    gray.save(folder / "gray_50x70.png")
+    Image.fromarray(np.dstack([source, np.full(source.shape[:2], 255, np.uint8)])).save(folder / "rgba.png")
+    Image.fromarray((source.mean(-1) * 250).astype(np.uint16)).save(folder / "deep16.png")
+    Image.fromarray(source).resize((90, 33)).save(folder / "wide.bmp")
+    Image.fromarray(source).save(folder / "photo.jpg")
+    Image.fromarray(source).save(folder / "scan.tif")
+    affine = np.array([[0.5, 0, 0, 10], [0, 0.7, 0, -3], [0, 0, 1, 2], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(source.mean(-1).astype(np.float32)[:, :48], affine), folder / "slice.nii.gz")
+    nib.save(nib.Nifti1Image(source.mean(-1).astype(np.int16)[:40, :, None], affine), folder / "slab.nii")
+    return {"gray_50x70": (50, 70), "rgba": (64, 64), "deep16": (64, 64), "wide": (33, 90), "photo": (64, 64),
+            "scan": (64, 64), "slice": (64, 48), "slab": (40, 64, 1)}
+
+
+def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
+    source = read_png(sorted((demo / "images").glob("*.png"))[0])
+    expected = write_odd_images(tmp_path / "in", source)
+    out = tmp_path / "out"
+    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    for name, shape in expected.items():
+        if name in ("slice", "slab"):
+            image = nib.load(out / f"{name}_mask.nii.gz")
+            source_image = nib.load(next((tmp_path / "in").glob(f"{name}.nii*")))
+            assert image.shape == shape
+            np.testing.assert_allclose(image.affine, source_image.affine)
+            assert set(np.unique(np.asanyarray(image.dataobj))) <= {0, 1}
+        else:
+            mask = read_png(out / f"{name}_mask.png")
+            assert mask.shape == shape and mask.dtype == np.uint8, name
+            assert set(np.unique(mask)) <= {0, 255}
+        assert read_png(out / f"{name}_overlay.png").shape[:2] == shape[:2]
+
+
+def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
+    weights = ["--ckpt_path", str(trained[0] / "model.pt")]
+    broken = tmp_path / "in"
+    broken.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(broken / "fine.png")
+    (broken / "broken.png").write_bytes(b"not a png")
+    proc = bundle("run", *INFER, "--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), *weights, check=False)
+    assert proc.returncode != 0 and "broken.png: not a readable image" in proc.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written when an input is unreadable"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = bundle("run", *INFER, "--input_dir", str(empty), *weights, check=False)
+    assert proc.returncode != 0 and f"input_dir {empty}: no images" in proc.stderr
+
+    proc = bundle("run", *EVALUATE, "--dataset_dir", str(empty), *weights, check=False)
+    assert proc.returncode != 0 and f"{empty / 'datalist.json'}: no such file" in proc.stderr
+
+    proc = bundle("run", *INFER, "--input_dir", str(demo / "images"), "--spatial_size", "48", *weights, check=False)
+    assert proc.returncode != 0 and "32" in proc.stderr
+
+
+def test_reference_checkpoint_through_ckpt_path(demo, tmp_path):
+    """A reference-release state dict loads by ckpt_path and gives the network's own output."""
+    fixture = torch.load(PARITY_FIXTURE, weights_only=True)
+    torch.save(fixture["state_dict"], tmp_path / "reference.pt")
+    images = tmp_path / "in"
+    images.mkdir()
+    for path in sorted((demo / "images").glob("*.png"))[:2]:
+        shutil.copy(path, images)
+    out = tmp_path / "out"
+    bundle("run", *INFER, "--input_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(tmp_path / "reference.pt"), *SMALL)
+
+    net = networks.load_reference_weights(networks.UltraLightVMUNet(), tmp_path / "reference.pt").eval()
+    for path in sorted(images.iterdir()):
+        rgb = torch.from_numpy(read_png(path).astype(np.float32)).permute(2, 0, 1)  # (C, H, W), as the release
+        scaled = (rgb - rgb.min()) / (rgb.max() - rgb.min()) * 255  # per-image min-max to [0, 255]
+        with torch.no_grad():
+            probability = torch.sigmoid(net(scaled[None]))[0, 0].numpy()
+        mask = read_png(out / f"{path.stem}_mask.png") > 127
+        decided = np.abs(probability - 0.5) > 1e-4  # pixels not on the threshold's knife edge
+        assert decided.mean() > 0.99
+        np.testing.assert_array_equal(mask[decided], probability[decided] > 0.5)
+
+
+def test_torchscript_export_matches_eager(trained, tmp_path):
+    weights = trained[0] / "model.pt"
+    bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file", str(weights),
+           "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml")
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    eager = networks.load_reference_weights(networks.UltraLightVMUNet(), weights).eval()
+    x = torch.rand(2, 3, 64, 96) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), eager(x), rtol=1e-5, atol=1e-5)
+
+
+def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
+    out = tmp_path / "ddp"
+    configs = "['configs/train.yaml','configs/multi_gpu_train.yaml']"
+    proc = run([TORCHRUN, "--nproc_per_node=2", "-m", "monai.bundle", "run", "training", "--config_file", configs,
+                "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL])
+    log = proc.stdout + proc.stderr
+    assert "val_dsc" in log
+    # 14 training cases over 2 ranks of batch 4: 2 iterations per epoch and rank
+    assert "Epoch: 1/1, Iter: 2/2" in log
+    assert (out / "model.pt").is_file() and (out / "checkpoint_epoch=1.pt").is_file()
+    writers = {p.name.split(".")[-2] for p in (out / "tensorboard").glob("events.*")}  # process ids
+    assert len(writers) == 1, "only rank 0 writes TensorBoard logs"
+
+
+def test_num_classes_above_one_trains_evaluates_and_infers(demo, tmp_path):
+    """Integer label maps (0 background, 1 lesion, 2 a ring around it), softmax over 3 classes."""
+    data = tmp_path / "data"
+    shutil.copytree(demo, data)
+    for mask_path in (data / "masks").glob("*.png"):
+        lesion = read_png(mask_path) > 127
+        grown = lesion.copy()
+        for axis in (0, 1):
+            grown |= np.roll(lesion, 3, axis) | np.roll(lesion, -3, axis)
+        Image.fromarray((lesion * 1 + (grown & ~lesion) * 2).astype(np.uint8)).save(mask_path)
+    out = tmp_path / "out"
+    bundle("run", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), "--num_epochs", "1", "--num_classes", "3", *SMALL)
+    assert torch.load(out / "model.pt", weights_only=True)["final.weight"].shape[0] == 3
+    common = ["--ckpt_path", str(out / "model.pt"), "--num_classes", "3", *SMALL]
+    bundle("run", *EVALUATE, "--dataset_dir", str(data), "--output_dir", str(tmp_path / "eval"), *common)
+    with open(tmp_path / "eval" / "metrics.csv") as f:
+        assert 0 <= float(dict(csv.reader(f))["dsc"]) <= 1
+    bundle("run", *INFER, "--input_dir", str(data / "images"), "--output_dir", str(tmp_path / "pred"), *common)
+    mask = read_png(next((tmp_path / "pred").glob("*_mask.png")))
+    assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2}
+
+
+def test_metadata_has_what_the_model_zoo_schema_requires():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    assert meta["schema"].endswith("/meta_schema_20240725.json")
+    required = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+                "required_packages_version", "task", "description", "authors", "copyright",
+                "network_data_format", "intended_use", "references", "data_source", "eval_metrics"]
+    assert not [key for key in required if not meta.get(key)]
+    assert meta["version"] in meta["changelog"]
+    # MONAI 1.6 renames this deprecated key to required_packages_version, replacing the real one
+    assert "optional_packages_version" not in meta
+    assert {"pytorch-ignite", "nibabel", "pillow"} <= set(meta["required_packages_version"])
+    tensor_keys = {"type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data", "channel_def"}
+    for part in ("inputs", "outputs"):
+        for name, tensor in meta["network_data_format"][part].items():
+            assert tensor_keys <= set(tensor), (part, name)
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 3
+    assert all(0 < v <= 1 for v in meta["eval_metrics"].values()), "demo metrics not filled in"
+    assert len(list((BUNDLE / "configs").glob("*.yaml"))) == 4
+    bundle("verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml")
+
+
+def test_shipped_demo_model_and_torchscript():
+    """models/model.pt is our demo model; models/model.ts its TorchScript export."""
+    net = networks.load_reference_weights(networks.UltraLightVMUNet(), BUNDLE / "models" / "model.pt").eval()
+    scripted = torch.jit.load(str(BUNDLE / "models" / "model.ts"))
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
+    run([PY, str(BUNDLE / "scripts" / "export_bundle.py"), "--out", str(tmp_path / "export")], cwd=REPO)
+    with zipfile.ZipFile(tmp_path / "export" / "ultralight_vmunet.zip") as archive:
+        archive.extractall(tmp_path / "unpacked")
+    root = tmp_path / "unpacked" / "ultralight_vmunet"
+    assert (root / "networks" / "__init__.py").is_file() and (root / "LICENSE").is_file()
+    assert not (root / "scripts" / "export_bundle.py").exists()
+    # -S: no site processing, so the editable install's import hook for the repository is not
+    # loaded; the dependencies come from site-packages on PYTHONPATH
+    env = child_env(PYTHONPATH=sysconfig.get_paths()["purelib"])
+    probe = run([PY, "-S", "-c", "import networks, scripts, importlib.util as u; "
+                 "print(networks.__file__); print(u.find_spec('prepare'))"], cwd=root, env=env).stdout.split()
+    assert Path(probe[0]).resolve().is_relative_to(root.resolve()) and probe[1] == "None"
+    standalone = [PY, "-S", "-m", "monai.bundle", "run"]
+    out = tmp_path / "out"
+    run([*standalone, "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL], cwd=root, env=env)
+    run([*standalone, *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *SMALL], cwd=root, env=env)
+    assert len(list((tmp_path / "pred").glob("*_mask.png"))) == 20
