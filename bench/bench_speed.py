@@ -91,6 +91,8 @@ def main() -> None:
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
 
+    # Before the models exist here: a child's ru_maxrss starts at its parent's size at fork.
+    peak_mb = {variant: peak_rss_mb(variant, args.batch, args.size) for variant in VARIANTS}
     calls = {variant: build(variant, args.batch, args.size) for variant in VARIANTS}
     times: Dict[str, Dict[str, list]] = {v: {"infer": [], "train": []} for v in VARIANTS}
     for round_ in range(args.repeats + 1):
@@ -110,7 +112,7 @@ def main() -> None:
         m = median[variant]
         print(
             f"{variant:<12}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
-            f"{args.batch / m['train']:>8.1f}{peak_rss_mb(variant, args.batch, args.size):>13.0f}"
+            f"{args.batch / m['train']:>8.1f}{peak_mb[variant]:>13.0f}"
         )
     ours, seq, floor = median["chunked"], median["sequential"], median["identity"]
     print(
