@@ -97,19 +97,15 @@ def match_pairs(images: Iterable[Path], masks: Iterable[Path], suffixes: Sequenc
     lonely_masks = sorted(set(mask_by_stem.values()) - claimed)
     shared = sorted(m for m, n in Counter(p.label for p in pairs).items() if n > 1)
 
-    problems = []
-    if image_clashes:
-        problems.append(f"images that share a name apart from the extension {list_files(image_clashes)}")
-    if mask_clashes:
-        problems.append(f"masks that share a name apart from the extension {list_files(mask_clashes)}")
-    if lonely_images:
-        problems.append(f"images without a mask {list_files(lonely_images)}")
-    if lonely_masks:
-        problems.append(f"masks without an image {list_files(lonely_masks)}")
-    if ambiguous:
-        problems.append(f"images with several candidate masks {list_files(ambiguous)}")
-    if shared:
-        problems.append(f"masks that match several images {list_files(shared)}")
+    findings = [
+        (image_clashes, "images that share a name apart from the extension"),
+        (mask_clashes, "masks that share a name apart from the extension"),
+        (lonely_images, "images without a mask"),
+        (lonely_masks, "masks without an image"),
+        (ambiguous, "images with several candidate masks"),
+        (shared, "masks that match several images"),
+    ]
+    problems = [f"{what} {list_files(files)}" for files, what in findings if files]
     if problems:
         rule = " or ".join(f"STEM{s}.EXT" for s in suffixes)
         problems.append(f"(masks pair with images by name: image STEM.EXT takes mask {rule}, any image EXT)")
