@@ -16,8 +16,8 @@ from ``h[-1] = 0``. Two implementations with the same math live here:
   ``2T + nc`` Python steps replace ``L``; each works on one cache-sized slice of the state,
   and every operator is a standard one (so the function scripts with TorchScript and exports
   to ONNX). For training, the backward pass is written by hand: the gradient of the states
-  obeys the transposed recurrence, run backwards in the same three phases, and every
-  parameter gradient is then one contraction over the stored states.
+  obeys the transposed recurrence, run backwards in the same three phases, and the parameter
+  gradients are read from the stored states along the way.
 
 Both take token-major tensors, as the Mamba block produces them, and run in float32 for
 float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 for float64.
@@ -134,39 +134,30 @@ def _scan_chunks(
     return torch.stack(ys) + u * D, decays, inputs
 
 
-def _grad_of_states(
-    decays: torch.Tensor, chunk_decay: torch.Tensor, C: torch.Tensor, grad_y: torch.Tensor
-) -> torch.Tensor:
-    """dLoss/dh for every state (T, batch, chunks, channels, states).
+def _grad_entering_chunk_ends(decays: torch.Tensor, chunk_decay: torch.Tensor, inject: torch.Tensor) -> torch.Tensor:
+    """The loss gradient that reaches each chunk's last state from the chunks after it,
+    (batch, chunks, channels, states).
 
-    It obeys the transposed recurrence ``g[t] = C[t] gy[t] + a[t+1] g[t+1]``, run backwards in
-    time in the same three phases as the forward scan.
+    State gradients obey the transposed recurrence ``g[t] = C[t] gy[t] + a[t+1] g[t+1]``
+    (``inject[t] = C[t] gy[t]``), run backwards in time in the forward scan's phases: every
+    chunk from a zero gradient at its end back to its first token, all chunks at once; then
+    right to left across the chunk boundaries.
     """
-    chunk = decays.shape[0]
-    inject = grad_y.unsqueeze(-1) * C.unsqueeze(-2)
-    # Within every chunk from a zero gradient at its end, back to its first token.
-    g = inject[chunk - 1]
-    for t in range(chunk - 2, -1, -1):
+    g = inject[-1]
+    for t in range(inject.shape[0] - 2, -1, -1):
         g = torch.addcmul(inject[t], decays[t + 1], g)
-    # Across chunks, right to left: what flows into chunk k's last state from chunk k + 1.
     into_first = decays[0] * g
     carry = torch.zeros_like(g[:, 0])
     from_right = [carry]
     for k in range(g.shape[1] - 1, 0, -1):
         carry = torch.addcmul(into_first[:, k], chunk_decay[:, k], carry)
         from_right.append(carry)
-    g = torch.stack(from_right[::-1], dim=1)
-    # Every chunk again, from its true end gradient.
-    grads = torch.empty_like(inject)
-    torch.add(inject[chunk - 1], g, out=grads[chunk - 1])
-    for t in range(chunk - 2, -1, -1):
-        torch.addcmul(inject[t], decays[t + 1], grads[t + 1], out=grads[t])
-    return grads
+    return torch.stack(from_right[::-1], dim=1)
 
 
 class _ChunkedScan(torch.autograd.Function):
     """The chunked scan with a hand-written backward pass: the transposed recurrence in the same
-    chunked form, then every parameter gradient as one contraction, instead of autograd
+    chunked form, with every parameter gradient taken along the way, instead of autograd
     replaying each of the forward's small steps."""
 
     @staticmethod
@@ -184,18 +175,28 @@ class _ChunkedScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
         u, delta, A, B, C, D, h, decays, inputs = ctx.saved_tensors
-        gy = _to_chunks(grad_y.to(u.dtype), u.shape[0])
-        gh = _grad_of_states(decays, torch.exp(delta.sum(0).unsqueeze(-1) * A), C, gy)
-        # h[t] - x[t] = a[t] h[t-1], so gh * (h - x) is dLoss/d(delta * A), element by element.
-        g_log_decay = torch.sub(h, inputs).mul_(gh)
+        chunk = u.shape[0]
+        gy = _to_chunks(grad_y.to(u.dtype), chunk)
+        inject = gy.unsqueeze(-1) * C.unsqueeze(-2)
+        g = _grad_entering_chunk_ends(decays, torch.exp(delta.sum(0).unsqueeze(-1) * A), inject)
         du = delta * u
-        # Contractions as batched (channels x states) matrix products on contiguous memory.
-        g_du = torch.matmul(gh, B.unsqueeze(-1)).squeeze(-1)
+        g_du, g_delta_a, g_B = torch.empty_like(u), torch.empty_like(u), torch.empty_like(B)
+        g_A = torch.zeros_like(A)
+        # Every chunk again from its true end gradient; each token's parameter gradients are
+        # taken while its (batch, chunks, channels, states) slice is in cache.
+        for t in range(chunk - 1, -1, -1):
+            g = inject[t] + g if t == chunk - 1 else torch.addcmul(inject[t], decays[t + 1], g)
+            # h[t] - x[t] = a[t] h[t-1]; times g it is dLoss/d(delta[t] * A), element by element.
+            g_log_decay = torch.sub(h[t], inputs[t]).mul_(g)
+            torch.matmul(g, B[t].unsqueeze(-1), out=g_du[t].unsqueeze(-1))  # sums over states
+            torch.matmul(du[t].unsqueeze(-2), g, out=g_B[t].unsqueeze(-2))  # sums over channels
+            torch.sum(g_log_decay * A, -1, out=g_delta_a[t])
+            g_A += (g_log_decay * delta[t].unsqueeze(-1)).sum((0, 1))
         grads = [
             g_du * delta + gy * D,  # u
-            g_du * u + (g_log_decay * A).sum(-1),  # delta
-            (g_log_decay * delta.unsqueeze(-1)).sum((0, 1, 2)),  # A
-            torch.matmul(du.unsqueeze(-2), gh).squeeze(-2),  # B
+            g_du * u + g_delta_a,  # delta
+            g_A,
+            g_B,
             torch.matmul(gy.unsqueeze(-2), h).squeeze(-2),  # C
             (gy * u).sum((0, 1, 2)),  # D
         ]
