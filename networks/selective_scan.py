@@ -24,7 +24,7 @@ float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -72,13 +72,14 @@ def _chunk_len(length: int) -> int:
 
 
 def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """(batch, L, k) -> (chunk, batch, chunks, k), zero-padded to whole chunks; each step's
-    slice is contiguous. Padded tokens get delta = 0 (decay 1, no input) and sit after the
-    real ones, so they change nothing that is kept."""
+    """(batch, L, k) -> (chunk, batch, chunks, k), a view (no copy unless L needs padding to
+    whole chunks). Padded tokens get delta = 0 (decay 1, no input) and sit after the real
+    ones, so they change nothing that is kept."""
     batch, length, k = x.shape
     num_chunks = (length + chunk - 1) // chunk
-    x = F.pad(x, (0, 0, 0, num_chunks * chunk - length))
-    return x.reshape(batch, num_chunks, chunk, k).permute(2, 0, 1, 3).contiguous()
+    if num_chunks * chunk != length:
+        x = F.pad(x, (0, 0, 0, num_chunks * chunk - length))
+    return x.reshape(batch, num_chunks, chunk, k).permute(2, 0, 1, 3)
 
 
 def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -87,25 +88,55 @@ def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.permute(1, 2, 0, 3).reshape(batch, num_chunks * chunk, k)[:, :length]
 
 
-def _chunk_start_states(decays: torch.Tensor, inputs: torch.Tensor, chunk_decay: torch.Tensor) -> torch.Tensor:
-    """The true state entering each chunk, (batch, chunks, channels, states).
-
-    First every chunk's end state when started from zero, all chunks at once, one token per
-    step (each step touches one cache-sized slice); then those end states carried over the
-    chunk boundaries, one chunk per step.
-    """
-    end = torch.zeros_like(inputs[0])
-    for t in range(inputs.shape[0]):
-        end = torch.addcmul(inputs[t], decays[t], end)
-    carry = torch.zeros_like(end[:, 0])
+def _carry_across_chunks(chunk_end: torch.Tensor, chunk_decay: torch.Tensor) -> torch.Tensor:
+    """The true state entering each chunk, from each chunk's end state when started from zero
+    and its total decay; all three (batch, chunks, channels, states)."""
+    carry = torch.zeros_like(chunk_end[:, 0])
     entering = [carry]
-    for k in range(end.shape[1] - 1):
-        carry = torch.addcmul(end[:, k], chunk_decay[:, k], carry)
+    for k in range(chunk_end.shape[1] - 1):
+        carry = torch.addcmul(chunk_end[:, k], chunk_decay[:, k], carry)
         entering.append(carry)
     return torch.stack(entering, dim=1)
 
 
+def _chunk_decay(delta: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """exp(A * sum of delta over a chunk): the decay across each whole chunk."""
+    return (delta.sum(0).unsqueeze(-1) * A).exp_()
+
+
 def _scan_chunks(
+    delta: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    """The scan on chunked tensors in plain tensor code, for TorchScript, tracing and export.
+
+    ``delta``, ``u``: (T, batch, chunks, channels); ``B``, ``C``: (T, batch, chunks, states).
+    Returns y (T, batch, chunks, channels).
+    """
+    decays = (delta.unsqueeze(-1) * A).exp_()  # (T, batch, chunks, channels, states)
+    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(-2)
+    # 1. every chunk's end state when started from zero, all chunks at once
+    end = torch.zeros_like(inputs[0])
+    for t in range(delta.shape[0]):
+        end = torch.addcmul(inputs[t], decays[t], end)
+    # 2. carried across the chunk boundaries; 3. every chunk again from its true start state
+    h = _carry_across_chunks(end, _chunk_decay(delta, A))
+    ys: List[torch.Tensor] = []
+    for t in range(delta.shape[0]):
+        h = torch.addcmul(inputs[t], decays[t], h)
+        ys.append(torch.matmul(h, C[t].unsqueeze(-1)).squeeze(-1))  # sum over states
+    return torch.stack(ys) + u * D
+
+
+def _token_terms(
+    delta_t: torch.Tensor, du_t: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, decay: torch.Tensor, inputs: torch.Tensor
+) -> None:
+    """One token's decay ``exp(delta * A)`` and input ``delta * u * B``, for every chunk at
+    once, written into the (batch, chunks, channels, states) buffers ``decay`` and ``inputs``."""
+    torch.mul(delta_t.unsqueeze(-1), A, out=decay).exp_()
+    torch.mul(du_t.unsqueeze(-1), B_t.unsqueeze(-2), out=inputs)
+
+
+def _scan_chunks_in_place(
     delta: torch.Tensor,
     u: torch.Tensor,
     A: torch.Tensor,
@@ -113,85 +144,83 @@ def _scan_chunks(
     C: torch.Tensor,
     D: torch.Tensor,
     states: Optional[torch.Tensor] = None,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The scan on chunked tensors: ``delta``, ``u`` (T, batch, chunks, channels), ``B``, ``C``
-    (T, batch, chunks, states).
-
-    Returns y (T, batch, chunks, channels) and the per-token decays ``a = exp(delta * A)`` and
-    inputs ``x = delta * u * B`` (T, batch, chunks, channels, states). Every state h is written
-    into ``states`` (same shape) when it is given (outside autograd).
+) -> torch.Tensor:
+    """:func:`_scan_chunks` outside autograd, allocating no state-sized tensor: each token's
+    decay and input go to two cache-sized buffers and are computed again in the second pass,
+    which costs less than writing them to fresh memory. Every state is written into
+    ``states`` (T, batch, chunks, channels, states) when it is given (for the backward pass).
     """
-    decays = (delta.unsqueeze(-1) * A).exp_()  # in place: one state-sized allocation fewer
-    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(-2)
-    h = _chunk_start_states(decays, inputs, torch.exp(delta.sum(0).unsqueeze(-1) * A))
-    ys: List[torch.Tensor] = []
-    for t in range(delta.shape[0]):  # every chunk again, from its true start state
-        if states is None:
-            h = torch.addcmul(inputs[t], decays[t], h)
-        else:
-            h = torch.addcmul(inputs[t], decays[t], h, out=states[t])
-        ys.append(torch.matmul(h, C[t].unsqueeze(-1)).squeeze(-1))  # sum over states
-    return torch.stack(ys) + u * D, decays, inputs
-
-
-def _grad_entering_chunk_ends(decays: torch.Tensor, chunk_decay: torch.Tensor, inject: torch.Tensor) -> torch.Tensor:
-    """The loss gradient that reaches each chunk's last state from the chunks after it,
-    (batch, chunks, channels, states).
-
-    State gradients obey the transposed recurrence ``g[t] = C[t] gy[t] + a[t+1] g[t+1]``
-    (``inject[t] = C[t] gy[t]``), run backwards in time in the forward scan's phases: every
-    chunk from a zero gradient at its end back to its first token, all chunks at once; then
-    right to left across the chunk boundaries.
-    """
-    g = inject[-1]
-    for t in range(inject.shape[0] - 2, -1, -1):
-        g = torch.addcmul(inject[t], decays[t + 1], g)
-    into_first = decays[0] * g
-    carry = torch.zeros_like(g[:, 0])
-    from_right = [carry]
-    for k in range(g.shape[1] - 1, 0, -1):
-        carry = torch.addcmul(into_first[:, k], chunk_decay[:, k], carry)
-        from_right.append(carry)
-    return torch.stack(from_right[::-1], dim=1)
+    du = delta * u
+    decay = delta.new_empty(delta.shape[1:] + A.shape[-1:])
+    inputs = torch.empty_like(decay)
+    end = torch.zeros_like(decay)
+    for t in range(delta.shape[0]):
+        _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+        torch.addcmul(inputs, decay, end, out=end)
+    h = _carry_across_chunks(end, _chunk_decay(delta, A))
+    C = C.contiguous()  # batched matmuls need each step's slice contiguous
+    y = torch.empty(u.shape, dtype=u.dtype, device=u.device)
+    for t in range(delta.shape[0]):
+        _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+        h = torch.addcmul(inputs, decay, h, out=h if states is None else states[t])
+        torch.matmul(h, C[t].unsqueeze(-1), out=y[t].unsqueeze(-1))  # sum over states
+    return y.addcmul_(u, D)
 
 
 class _ChunkedScan(torch.autograd.Function):
     """The chunked scan with a hand-written backward pass: the transposed recurrence in the same
     chunked form, with every parameter gradient taken along the way, instead of autograd
-    replaying each of the forward's small steps."""
+    replaying each of the forward's small steps. Only the states are kept for it."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
         chunk = _chunk_len(u.shape[1])
-        u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
+        # contiguous: the backward pass takes batched matmuls of their per-token slices
+        u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk).contiguous() for t in _upcast([u, delta, B, C])]
         A_c, D_c = _upcast([A, D])
         states = u_c.new_empty(u_c.shape + A_c.shape[-1:])
-        y, decays, inputs = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c, states)
-        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states, decays, inputs)
+        y = _scan_chunks_in_place(delta_c, u_c, A_c, B_c, C_c, D_c, states)
+        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
         ctx.length = u.shape[1]
         ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
         return _from_chunks(y, ctx.length).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
-        u, delta, A, B, C, D, h, decays, inputs = ctx.saved_tensors
+        u, delta, A, B, C, D, h = ctx.saved_tensors
         chunk = u.shape[0]
-        gy = _to_chunks(grad_y.to(u.dtype), chunk)
-        inject = gy.unsqueeze(-1) * C.unsqueeze(-2)
-        g = _grad_entering_chunk_ends(decays, torch.exp(delta.sum(0).unsqueeze(-1) * A), inject)
+        gy = _to_chunks(grad_y.to(u.dtype), chunk).contiguous()
         du = delta * u
+        decay, inputs, inject = torch.empty_like(h[0]), torch.empty_like(h[0]), torch.empty_like(h[0])
+
+        def inject_at(t: int) -> torch.Tensor:
+            """What the loss puts into state t directly: C[t] gy[t]."""
+            return torch.mul(gy[t].unsqueeze(-1), C[t].unsqueeze(-2), out=inject)
+
+        # State gradients obey the transposed recurrence g[t] = C[t] gy[t] + a[t+1] g[t+1], run
+        # backwards in the forward's phases. 1. Every chunk from a zero gradient at its end.
+        g = inject_at(chunk - 1).clone()
+        for t in range(chunk - 1, 0, -1):
+            _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+            g.mul_(decay).add_(inject_at(t - 1))
+        _token_terms(delta[0], du[0], A, B[0], decay, inputs)
+        # 2. Right to left across the chunk boundaries: what reaches each chunk's last state.
+        from_right = _carry_across_chunks((decay * g).flip(1), _chunk_decay(delta, A).flip(1)).flip(1)
+        # 3. Every chunk again from its true end gradient, taking each token's parameter
+        #    gradients while its slice is in cache.
         g_du, g_delta_a, g_B = torch.empty_like(u), torch.empty_like(u), torch.empty_like(B)
         g_A = torch.zeros_like(A)
-        # Every chunk again from its true end gradient; each token's parameter gradients are
-        # taken while its (batch, chunks, channels, states) slice is in cache.
+        g = inject_at(chunk - 1) + from_right
         for t in range(chunk - 1, -1, -1):
-            g = inject[t] + g if t == chunk - 1 else torch.addcmul(inject[t], decays[t + 1], g)
+            _token_terms(delta[t], du[t], A, B[t], decay, inputs)
             # h[t] - x[t] = a[t] h[t-1]; times g it is dLoss/d(delta[t] * A), element by element.
-            g_log_decay = torch.sub(h[t], inputs[t]).mul_(g)
+            g_log_decay = torch.sub(h[t], inputs).mul_(g)
             torch.matmul(g, B[t].unsqueeze(-1), out=g_du[t].unsqueeze(-1))  # sums over states
             torch.matmul(du[t].unsqueeze(-2), g, out=g_B[t].unsqueeze(-2))  # sums over channels
             torch.sum(g_log_decay * A, -1, out=g_delta_a[t])
             g_A += (g_log_decay * delta[t].unsqueeze(-1)).sum((0, 1))
+            if t > 0:
+                g.mul_(decay).add_(inject_at(t - 1))
         grads = [
             g_du * delta + gy * D,  # u
             g_du * u + g_delta_a,  # delta
@@ -206,10 +235,17 @@ class _ChunkedScan(torch.autograd.Function):
 
 
 @torch.jit.unused
-def _scan_with_custom_backward(
+def _scan_eager(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
 ) -> torch.Tensor:
-    return _ChunkedScan.apply(u, delta, A, B, C, D)
+    """The fast eager paths: one autograd node with the hand-written backward when gradients
+    are needed, the in-place scan otherwise."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
+        return _ChunkedScan.apply(u, delta, A, B, C, D)
+    chunk = _chunk_len(u.shape[1])
+    u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
+    A_c, D_c = _upcast([A, D])
+    return _from_chunks(_scan_chunks_in_place(delta_c, u_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)
 
 
 def _exporting() -> bool:
@@ -222,9 +258,10 @@ def selective_scan_chunked(
     """Selective scan in ``2T + L / T`` vectorised steps; same arguments and result as
     :func:`selective_scan_sequential`.
 
-    When gradients are needed it runs as one autograd node with a hand-written backward pass;
-    under TorchScript, tracing or ``torch.export`` (ONNX) it is plain tensor code, and autograd
-    differentiates that.
+    Eager PyTorch runs an in-place version that allocates no state-sized temporaries and, when
+    gradients are needed, a hand-written backward pass. Under TorchScript, tracing or
+    ``torch.export`` (ONNX) the same math runs as plain tensor code, which autograd can
+    differentiate.
 
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
@@ -233,13 +270,9 @@ def selective_scan_chunked(
         >>> selective_scan_chunked(u, delta, A, B, C, D).shape
         torch.Size([2, 100, 12])
     """
-    needs_grad = torch.is_grad_enabled() and (
-        u.requires_grad or delta.requires_grad or A.requires_grad or B.requires_grad or C.requires_grad or D.requires_grad
-    )
-    if needs_grad and not _exporting():
-        return _scan_with_custom_backward(u, delta, A, B, C, D)
+    if not _exporting():
+        return _scan_eager(u, delta, A, B, C, D)
     chunk = _chunk_len(u.shape[1])
     u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
     A_c, D_c = _upcast([A, D])
-    y, _, _ = _scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c)
-    return _from_chunks(y, u.shape[1]).to(u.dtype)
+    return _from_chunks(_scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)
