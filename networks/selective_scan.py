@@ -13,11 +13,13 @@ from ``h[-1] = 0``. Two implementations with the same math live here:
   ``T ~ sqrt(L)`` tokens. A first loop runs the recurrence inside all chunks at once from a
   zero state (``T`` steps), a second carries the end states across chunk boundaries (``nc``
   steps), and a third runs every chunk again from its true start state, reading the outputs.
-  ``2T + nc`` Python steps replace ``L``; each works on one cache-sized slice of the state,
-  and every operator is a standard one (so the function scripts with TorchScript and exports
-  to ONNX). For training, the backward pass is written by hand: the gradient of the states
-  obeys the transposed recurrence, run backwards in the same three phases, and the parameter
-  gradients are read from the stored states along the way.
+  ``2T + nc`` Python steps replace ``L``, each on one cache-sized slice of the state.
+  Eager PyTorch runs it in place, computing each token's terms again in the third phase
+  rather than storing them (fresh memory costs more than the arithmetic). Under TorchScript,
+  tracing and ``torch.export`` the same math runs as plain tensor code of standard operators
+  (it scripts, and exports to ONNX). For training, the backward pass is written by hand: the
+  gradient of the states obeys the transposed recurrence, run backwards in the same three
+  phases, and the parameter gradients are read from the stored states along the way.
 
 Both take token-major tensors, as the Mamba block produces them, and run in float32 for
 float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 for float64.
