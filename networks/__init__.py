@@ -10,7 +10,7 @@ from .mamba import SCAN_BACKENDS, Mamba
 from .pvm import PVMLayer
 from .selective_scan import selective_scan_chunked, selective_scan_sequential
 from .ultralight_vmunet import UltraLightVMUNet
-from .weights import extract_state_dict, init_reference_weights, load_reference_weights
+from .weights import init_reference_weights, load_reference_weights
 
 __all__ = [
     "UltraLightVMUNet",
@@ -25,5 +25,4 @@ __all__ = [
     "cuda_kernels_available",
     "init_reference_weights",
     "load_reference_weights",
-    "extract_state_dict",
 ]

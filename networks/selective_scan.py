@@ -26,7 +26,7 @@ float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 
 """
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,15 @@ def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.permute(1, 2, 0, 3).reshape(batch, num_chunks * chunk, k)[:, :length]
 
 
+def _chunked(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The scan's arguments at least in float32, their sequences cut into chunks."""
+    chunk = _chunk_len(u.shape[1])
+    u, delta, A, B, C, D = _upcast([u, delta, A, B, C, D])
+    return _to_chunks(u, chunk), _to_chunks(delta, chunk), A, _to_chunks(B, chunk), _to_chunks(C, chunk), D
+
+
 def _carry_across_chunks(chunk_end: torch.Tensor, chunk_decay: torch.Tensor) -> torch.Tensor:
     """The true state entering each chunk, from each chunk's end state when started from zero
     and its total decay; all three (batch, chunks, channels, states)."""
@@ -107,11 +116,11 @@ def _chunk_decay(delta: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
 
 
 def _scan_chunks(
-    delta: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
 ) -> torch.Tensor:
     """The scan on chunked tensors in plain tensor code, for TorchScript, tracing and export.
 
-    ``delta``, ``u``: (T, batch, chunks, channels); ``B``, ``C``: (T, batch, chunks, states).
+    ``u``, ``delta``: (T, batch, chunks, channels); ``B``, ``C``: (T, batch, chunks, states).
     Returns y (T, batch, chunks, channels).
     """
     decays = (delta.unsqueeze(-1) * A).exp_()  # (T, batch, chunks, channels, states)
@@ -139,8 +148,8 @@ def _token_terms(
 
 
 def _scan_chunks_in_place(
-    delta: torch.Tensor,
     u: torch.Tensor,
+    delta: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
@@ -176,12 +185,11 @@ class _ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
-        chunk = _chunk_len(u.shape[1])
+        u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
         # contiguous: the backward pass takes batched matmuls of their per-token slices
-        u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk).contiguous() for t in _upcast([u, delta, B, C])]
-        A_c, D_c = _upcast([A, D])
+        u_c, delta_c, B_c, C_c = u_c.contiguous(), delta_c.contiguous(), B_c.contiguous(), C_c.contiguous()
         states = u_c.new_empty(u_c.shape + A_c.shape[-1:])
-        y = _scan_chunks_in_place(delta_c, u_c, A_c, B_c, C_c, D_c, states)
+        y = _scan_chunks_in_place(u_c, delta_c, A_c, B_c, C_c, D_c, states)
         ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
         ctx.length = u.shape[1]
         ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
@@ -244,10 +252,7 @@ def _scan_eager(
     are needed, the in-place scan otherwise."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
         return _ChunkedScan.apply(u, delta, A, B, C, D)
-    chunk = _chunk_len(u.shape[1])
-    u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
-    A_c, D_c = _upcast([A, D])
-    return _from_chunks(_scan_chunks_in_place(delta_c, u_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)
+    return _from_chunks(_scan_chunks_in_place(*_chunked(u, delta, A, B, C, D)), u.shape[1]).to(u.dtype)
 
 
 def _exporting() -> bool:
@@ -274,7 +279,5 @@ def selective_scan_chunked(
     """
     if not _exporting():
         return _scan_eager(u, delta, A, B, C, D)
-    chunk = _chunk_len(u.shape[1])
-    u_c, delta_c, B_c, C_c = [_to_chunks(t, chunk) for t in _upcast([u, delta, B, C])]
-    A_c, D_c = _upcast([A, D])
-    return _from_chunks(_scan_chunks(delta_c, u_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)
+    u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
+    return _from_chunks(_scan_chunks(u_c, delta_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)

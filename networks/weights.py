@@ -7,7 +7,7 @@ from typing import Any, Mapping, Union
 import torch
 import torch.nn as nn
 
-__all__ = ["init_reference_weights", "load_reference_weights", "extract_state_dict"]
+__all__ = ["init_reference_weights", "load_reference_weights"]
 
 
 @torch.no_grad()
@@ -38,7 +38,7 @@ def init_reference_weights(model: nn.Module) -> nn.Module:
     return model
 
 
-def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> "dict[str, torch.Tensor]":
+def _extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> "dict[str, torch.Tensor]":
     """The state dict inside a loaded checkpoint, with any DataParallel ``module.`` prefix removed.
 
     Accepts a plain state dict, or a dict holding it under ``model_state_dict`` (the reference
@@ -77,7 +77,7 @@ def load_reference_weights(
         checkpoint = torch.load(checkpoint, map_location=map_location, weights_only=True)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"{source}: expected a dict of tensors, got {type(checkpoint).__name__}")
-    state = extract_state_dict(checkpoint, source)
+    state = _extract_state_dict(checkpoint, source)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
