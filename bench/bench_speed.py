@@ -25,7 +25,7 @@ from unittest import mock
 import torch
 from monai.losses import DiceCELoss
 
-import networks.mamba
+import networks.scan
 from networks import UltraLightVMUNet
 
 VARIANTS = ("chunked", "sequential", "identity")
@@ -37,7 +37,7 @@ def scan_of(variant: str) -> Iterator[None]:
     if variant != "identity":
         yield
         return
-    with mock.patch.object(networks.mamba, "selective_scan_chunked", lambda u, delta, A, B, C, D: u):
+    with mock.patch.object(networks.scan, "selective_scan_chunked", lambda u, delta, A, B, C, D: u):
         yield
 
 

@@ -5,10 +5,9 @@
 """
 
 from .bridge import ChannelAttBridge, SCAttBridge, SpatialAttBridge
-from .cuda_kernels import cuda_kernels_available
-from .mamba import SCAN_BACKENDS, Mamba
+from .mamba import Mamba
 from .pvm import PVMLayer
-from .selective_scan import selective_scan_chunked, selective_scan_sequential
+from .scan import SCAN_BACKENDS, cuda_kernels_available, selective_scan, selective_scan_chunked, selective_scan_sequential
 from .ultralight_vmunet import UltraLightVMUNet
 from .weights import init_reference_weights, load_reference_weights
 
@@ -20,6 +19,7 @@ __all__ = [
     "SCAttBridge",
     "SpatialAttBridge",
     "ChannelAttBridge",
+    "selective_scan",
     "selective_scan_chunked",
     "selective_scan_sequential",
     "cuda_kernels_available",

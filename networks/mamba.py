@@ -1,31 +1,15 @@
 """The Mamba block (selective state-space model), parameter-compatible with ``mamba_ssm.Mamba``."""
 
-import logging
 import math
-from typing import Set
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import cuda_kernels
-from .selective_scan import selective_scan_chunked, selective_scan_sequential
+from . import scan
+from .scan import mamba_ssm_kernels, selective_scan_chunked, selective_scan_sequential
 
-__all__ = ["Mamba", "SCAN_BACKENDS"]
-
-logger = logging.getLogger(__name__)
-
-#: ``auto`` takes ``cuda`` for CUDA tensors when mamba-ssm imports, ``torch`` otherwise.
-#: ``sequential`` is the slow token-by-token reference, for checks and benchmarks.
-SCAN_BACKENDS = ("auto", "torch", "cuda", "sequential")
-
-_announced: Set[str] = set()
-
-
-def _announce(backend: str) -> None:
-    if backend not in _announced:
-        _announced.add(backend)
-        logger.info("selective scan backend: %s", backend)
+__all__ = ["Mamba"]
 
 
 class Mamba(nn.Module):
@@ -41,7 +25,7 @@ class Mamba(nn.Module):
         d_state: SSM state size per channel.
         d_conv: causal convolution width.
         expand: ``d_inner / d_model``.
-        scan_backend: one of :data:`SCAN_BACKENDS`.
+        scan_backend: one of :data:`networks.scan.SCAN_BACKENDS`.
 
     Shape:
         (batch, length, d_model) -> (batch, length, d_model).
@@ -56,13 +40,7 @@ class Mamba(nn.Module):
         self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, scan_backend: str = "auto"
     ) -> None:
         super().__init__()
-        if scan_backend not in SCAN_BACKENDS:
-            raise ValueError(f"scan_backend must be one of {SCAN_BACKENDS}, got {scan_backend!r}")
-        if scan_backend == "cuda" and not cuda_kernels.cuda_kernels_available():
-            raise ImportError(
-                "scan_backend='cuda' needs the mamba-ssm CUDA kernels (pip install 'ultralight-vmunet[cuda]' "
-                "on a machine with CUDA); scan_backend='auto' or 'torch' runs anywhere"
-            )
+        scan.check_backend(scan_backend)
         self.d_model = d_model
         self.d_inner = expand * d_model
         self.d_state = d_state
@@ -91,7 +69,7 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and self._use_cuda_kernels(x):
+        if not torch.jit.is_scripting() and self._backend(x) == "cuda":
             return self._forward_cuda(x)
         length = x.shape[1]
         u, z = self.in_proj(x).chunk(2, dim=-1)
@@ -99,21 +77,25 @@ class Mamba(nn.Module):
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))
         A = -torch.exp(self.A_log.float())
-        if self.scan_backend == "sequential":
-            y = selective_scan_sequential(u, delta, A, B, C, self.D)
+        if torch.jit.is_scripting():  # TorchScript sees plain tensor code only
+            if self.scan_backend == "sequential":
+                y = selective_scan_sequential(u, delta, A, B, C, self.D)
+            else:
+                y = selective_scan_chunked(u, delta, A, B, C, self.D)
         else:
-            y = selective_scan_chunked(u, delta, A, B, C, self.D)
+            y = self._scan(u, delta, A, B, C)
         return self.out_proj(y * F.silu(z))
 
     @torch.jit.unused
-    def _use_cuda_kernels(self, x: torch.Tensor) -> bool:
-        if self.scan_backend == "cuda" and not x.is_cuda:
-            raise ValueError(f"scan_backend='cuda' runs on CUDA tensors only, got one on {x.device}; use 'auto'")
-        use = self.scan_backend == "cuda" or (
-            self.scan_backend == "auto" and x.is_cuda and cuda_kernels.cuda_kernels_available()
-        )
-        _announce("cuda (mamba-ssm kernels)" if use else "sequential" if self.scan_backend == "sequential" else "torch")
-        return use
+    def _backend(self, x: torch.Tensor) -> str:
+        backend = scan.resolve_backend(self.scan_backend, x.device)
+        if backend == "cuda":
+            scan.announce("cuda (mamba-ssm kernels)")
+        return backend
+
+    @torch.jit.unused
+    def _scan(self, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+        return scan.selective_scan(u, delta, A, B, C, self.D, backend=self.scan_backend)
 
     @torch.jit.unused
     def _forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,13 +103,13 @@ class Mamba(nn.Module):
         length = x.shape[1]
         u, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (batch, d_inner, length)
         weight = self.conv1d.weight.squeeze(1)
-        if cuda_kernels.causal_conv1d_fn is not None:
-            u = cuda_kernels.causal_conv1d_fn(u.contiguous(), weight, self.conv1d.bias, activation="silu")
+        if mamba_ssm_kernels.causal_conv1d_fn is not None:
+            u = mamba_ssm_kernels.causal_conv1d_fn(u.contiguous(), weight, self.conv1d.bias, activation="silu")
         else:
             u = F.silu(self.conv1d(u)[..., :length])
         dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # the bias goes to the kernel
-        y = cuda_kernels.selective_scan_fn(
+        y = mamba_ssm_kernels.selective_scan_fn(
             u.contiguous(),
             delta.contiguous(),
             -torch.exp(self.A_log.float()),

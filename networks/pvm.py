@@ -20,7 +20,7 @@ class PVMLayer(nn.Module):
         input_dim: input channels, a multiple of 4.
         output_dim: output channels.
         d_state, d_conv, expand: of the shared :class:`Mamba` block.
-        scan_backend: see :data:`networks.mamba.SCAN_BACKENDS`.
+        scan_backend: see :data:`networks.scan.SCAN_BACKENDS`.
 
     Shape:
         (batch, input_dim, *spatial) -> (batch, output_dim, *spatial); the spatial positions are

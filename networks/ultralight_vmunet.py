@@ -36,7 +36,7 @@ class UltraLightVMUNet(nn.Module):
         split_att: ``"fc"`` or ``"conv"`` channel-attention heads of the bridge.
         activation: ``None`` returns logits (the MONAI convention), ``"sigmoid"`` reproduces the
             reference release's probabilities, ``"softmax"`` normalises over channels.
-        scan_backend: selective-scan implementation, see :data:`networks.mamba.SCAN_BACKENDS`.
+        scan_backend: selective-scan implementation, see :data:`networks.scan.SCAN_BACKENDS`.
 
     Shape:
         (batch, in_channels, *spatial) -> (batch, out_channels, *spatial); every spatial size

@@ -199,10 +199,10 @@ def test_half_precision_autocast_runs_the_scan_in_float32(fixture):
 
 
 def test_logs_which_backend_runs(caplog):
-    import networks.mamba
+    import networks.scan
 
-    networks.mamba._announced.clear()
-    with caplog.at_level(logging.INFO, logger="networks.mamba"):
+    networks.scan._announced.clear()
+    with caplog.at_level(logging.INFO, logger="networks.scan"):
         UltraLightVMUNet()(torch.rand(1, 3, 32, 32))
     assert "selective scan backend: torch" in caplog.text
 

@@ -1,7 +1,8 @@
-"""Optional CUDA kernels of the reference release: ``mamba-ssm`` and ``causal-conv1d``.
+"""The reference release's CUDA kernels, ``mamba-ssm`` and ``causal-conv1d`` (optional).
 
 Both packages only build and import where CUDA does; everything here degrades to "not
-available" anywhere else, and the pure-PyTorch scan takes over.
+available" anywhere else, and another backend takes over. The Mamba block calls them itself
+(``Mamba._forward_cuda``): they fuse the convolution and the gating with the scan.
 """
 
 import logging

@@ -1,28 +1,20 @@
-"""The selective scan of Mamba (S6), in pure PyTorch.
+"""The selective scan in pure PyTorch, chunked: the backend that runs on any device.
 
-For every channel ``c`` and state ``n`` the scan runs the linear recurrence
+The sequence is cut into ``nc`` chunks of ``T ~ sqrt(L)`` tokens. A first loop runs the
+recurrence (see :mod:`networks.scan`) inside all chunks at once from a zero state (``T``
+steps), a second carries the end states across chunk boundaries (``nc`` steps), and a third
+runs every chunk again from its true start state, reading the outputs. ``2T + nc`` Python
+steps replace ``L``, each on one cache-sized slice of the state.
 
-    h[t] = exp(delta[t, c] * A[c, n]) * h[t - 1] + delta[t, c] * B[t, n] * u[t, c]
-    y[t, c] = sum_n C[t, n] * h[t, n] + D[c] * u[t, c]
+Eager PyTorch runs it in place, computing each token's terms again in the third phase rather
+than storing them (fresh memory costs more than the arithmetic). Under TorchScript, tracing and
+``torch.export`` the same math runs as plain tensor code of standard operators (it scripts,
+and exports to ONNX). For training, the backward pass is written by hand: the gradient of the
+states obeys the transposed recurrence, run backwards in the same three phases, and the
+parameter gradients are read from the stored states along the way.
 
-from ``h[-1] = 0``. Two implementations with the same math live here:
-
-* :func:`selective_scan_sequential`: the recurrence written as it reads, one Python step per
-  token. It is the reference the tests compare against, and the benchmark's slow baseline.
-* :func:`selective_scan_chunked`: the fast one. The sequence is cut into ``nc`` chunks of
-  ``T ~ sqrt(L)`` tokens. A first loop runs the recurrence inside all chunks at once from a
-  zero state (``T`` steps), a second carries the end states across chunk boundaries (``nc``
-  steps), and a third runs every chunk again from its true start state, reading the outputs.
-  ``2T + nc`` Python steps replace ``L``, each on one cache-sized slice of the state.
-  Eager PyTorch runs it in place, computing each token's terms again in the third phase
-  rather than storing them (fresh memory costs more than the arithmetic). Under TorchScript,
-  tracing and ``torch.export`` the same math runs as plain tensor code of standard operators
-  (it scripts, and exports to ONNX). For training, the backward pass is written by hand: the
-  gradient of the states obeys the transposed recurrence, run backwards in the same three
-  phases, and the parameter gradients are read from the stored states along the way.
-
-Both take token-major tensors, as the Mamba block produces them, and run in float32 for
-float16/bfloat16/float32 inputs (as the reference CUDA kernel does), in float64 for float64.
+Token-major tensors, as the Mamba block produces them; float32 inside for
+float16/bfloat16/float32 inputs (as the reference CUDA kernel does), float64 for float64.
 """
 
 import math
@@ -31,41 +23,9 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["selective_scan_chunked", "selective_scan_sequential"]
+from .sequential import upcast
 
-
-def _upcast(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
-    """At least float32 (half inputs are upcast, float64 ones stay float64 for checks)."""
-    dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-    return [t.to(dtype) for t in tensors]
-
-
-def selective_scan_sequential(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
-) -> torch.Tensor:
-    """Selective scan, one token at a time (reference implementation).
-
-    Args:
-        u: input, shape (batch, length, channels).
-        delta: positive step sizes (already through softplus), shape (batch, length, channels).
-        A: state matrix (negative), shape (channels, states).
-        B: input projection, shape (batch, length, states).
-        C: output projection, shape (batch, length, states).
-        D: skip weight, shape (channels,).
-
-    Returns:
-        y, shape (batch, length, channels), in the dtype of ``u``.
-    """
-    u_c, delta, A, B, C, D = _upcast([u, delta, A, B, C, D])
-    batch, length, channels = u_c.shape
-    h = u_c.new_zeros(batch, channels, A.shape[1])
-    ys: List[torch.Tensor] = []
-    for t in range(length):
-        decay = torch.exp(delta[:, t, :, None] * A)
-        h = decay * h + (delta[:, t] * u_c[:, t])[:, :, None] * B[:, t, None, :]
-        ys.append((h * C[:, t, None, :]).sum(-1))
-    y = torch.stack(ys, dim=1) + u_c * D
-    return y.to(u.dtype)
+__all__ = ["selective_scan_chunked"]
 
 
 def _chunk_len(length: int) -> int:
@@ -95,7 +55,7 @@ def _chunked(
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The scan's arguments at least in float32, their sequences cut into chunks."""
     chunk = _chunk_len(u.shape[1])
-    u, delta, A, B, C, D = _upcast([u, delta, A, B, C, D])
+    u, delta, A, B, C, D = upcast([u, delta, A, B, C, D])
     return _to_chunks(u, chunk), _to_chunks(delta, chunk), A, _to_chunks(B, chunk), _to_chunks(C, chunk), D
 
 
@@ -263,7 +223,7 @@ def selective_scan_chunked(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
 ) -> torch.Tensor:
     """Selective scan in ``2T + L / T`` vectorised steps; same arguments and result as
-    :func:`selective_scan_sequential`.
+    :func:`networks.scan.selective_scan_sequential`.
 
     Eager PyTorch runs an in-place version that allocates no state-sized temporaries and, when
     gradients are needed, a hand-written backward pass. Under TorchScript, tracing or
