@@ -79,6 +79,11 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that runs for tensors on ``device`` when ``backend`` is asked for."""
     if backend == "cuda" and device.type != "cuda":
         raise ValueError(f"scan_backend='cuda' runs on CUDA tensors only, got one on {device}; use 'auto'")
+    if backend == "triton" and device.type != "cuda" and not triton_interpreting():
+        raise ValueError(
+            f"scan_backend='triton' runs on CUDA tensors (or on the CPU under TRITON_INTERPRET=1, for tests), "
+            f"got one on {device}; use 'auto'"
+        )
     if backend != "auto":
         return backend
     if device.type == "cuda":

@@ -1,0 +1,130 @@
+"""GPU speed and memory of UltraLight VM-UNet for each selective-scan backend.
+
+    python bench/bench_gpu.py [--batches 8 32 --size 256 --repeats 30]
+
+Rows: ``triton`` (the Triton kernels), ``torch`` (the pure-PyTorch chunked scan on CUDA),
+``cuda`` (the reference release's mamba-ssm kernels, where they import) and ``identity`` (the
+scan replaced by ``y = u``: the floor no scan can beat), all with the same weights, at each batch
+size, in float32 and under bfloat16 autocast. A training step is forward, BCE+Dice loss, backward
+and AdamW. Times are medians of CUDA-event timings over rounds that visit the variants in turn,
+after warm-up (Triton compiles its kernels then); the spread is the interquartile range. Peak
+memory is ``torch.cuda.max_memory_allocated`` over one training step.
+"""
+
+import argparse
+import contextlib
+import statistics
+from typing import Callable, Dict, Iterator, List
+
+import torch
+from monai.losses import DiceCELoss
+
+import networks.scan
+from networks import UltraLightVMUNet
+
+
+@contextlib.contextmanager
+def identity_scan(enabled: bool) -> Iterator[None]:
+    """Replaces every scan by ``y = u`` while ``enabled``."""
+    original = networks.scan.selective_scan
+    if enabled:
+        networks.scan.selective_scan = lambda u, delta, A, B, C, D, backend="auto": u
+    try:
+        yield
+    finally:
+        networks.scan.selective_scan = original
+
+
+def available_variants() -> List[str]:
+    variants = ["triton", "torch", "identity"]
+    if networks.scan.cuda_kernels_available():
+        variants.insert(2, "cuda")
+    return variants
+
+
+def build(variant: str, batch: int, size: int, bf16: bool) -> Dict[str, Callable[[], None]]:
+    torch.manual_seed(0)
+    net = UltraLightVMUNet(scan_backend="torch" if variant == "identity" else variant).cuda()
+    images = torch.rand(batch, 3, size, size, device="cuda") * 255
+    labels = (torch.rand(batch, 1, size, size, device="cuda") > 0.5).float()
+    loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+
+    def infer() -> None:
+        with identity_scan(variant == "identity"), torch.no_grad(), autocast():
+            net.eval()(images)
+
+    def train_step() -> None:
+        with identity_scan(variant == "identity"):
+            net.train()
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = loss_fn(net(images), labels)
+            loss.backward()
+            optimizer.step()
+
+    return {"inference": infer, "training step": train_step}
+
+
+def time_ms(fn: Callable[[], None]) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
+
+
+def peak_mb(fn: Callable[[], None]) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def quartiles(values: List[float]) -> str:
+    q = statistics.quantiles(values, n=4)
+    return f"{q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.backends.cudnn.benchmark = True
+    variants = available_variants()
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, 3x{args.size}x{args.size}")
+    print("| batch | precision | scan | inference ms (IQR) | img/s | training step ms (IQR) | img/s | peak MB (train) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for batch in args.batches:
+        for bf16 in (False, True):
+            runs = {v: build(v, batch, args.size, bf16) for v in variants}
+            for v in variants:  # warm-up: Triton compiles, cuDNN picks its algorithms
+                for fn in runs[v].values():
+                    for _ in range(3):
+                        fn()
+            peaks = {v: peak_mb(runs[v]["training step"]) for v in variants}
+            times: Dict[str, Dict[str, List[float]]] = {v: {k: [] for k in runs[v]} for v in variants}
+            for _ in range(args.repeats):
+                for v in variants:
+                    for kind, fn in runs[v].items():
+                        times[v][kind].append(time_ms(fn))
+            for v in variants:
+                inf, step = (statistics.median(times[v][k]) for k in ("inference", "training step"))
+                print(
+                    f"| {batch} | {'bf16 autocast' if bf16 else 'fp32'} | {v} | {quartiles(times[v]['inference'])} | "
+                    f"{batch / inf * 1e3:.0f} | {quartiles(times[v]['training step'])} | {batch / step * 1e3:.0f} | "
+                    f"{peaks[v]:.0f} |"
+                )
+            floor = {k: statistics.median(times["identity"][k]) for k in ("inference", "training step")}
+            for v in variants[:-1]:
+                ratios = [statistics.median(times[v][k]) / floor[k] for k in ("inference", "training step")]
+                print(f"|   | ratio to identity floor | {v} | {ratios[0]:.2f}x | | {ratios[1]:.2f}x | | |")
+
+
+if __name__ == "__main__":
+    main()
