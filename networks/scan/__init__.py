@@ -27,6 +27,9 @@ from typing import Callable, Set
 
 import torch
 
+# looked up once: torch.compile traces the dispatcher, and cannot trace a package search
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
 from .chunked import selective_scan_chunked
 from .mamba_ssm_kernels import cuda_kernels_available
 from .sequential import selective_scan_sequential
@@ -51,12 +54,12 @@ _announced: Set[str] = set()
 def triton_available() -> bool:
     """True when Triton can run the scan here: a CUDA GPU and the ``triton`` package (it ships
     with CUDA builds of PyTorch)."""
-    return torch.cuda.is_available() and importlib.util.find_spec("triton") is not None
+    return torch.cuda.is_available() and _TRITON_INSTALLED
 
 
 def triton_interpreting() -> bool:
     """True when Triton runs kernels on the CPU (``TRITON_INTERPRET=1``, for tests)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1" and importlib.util.find_spec("triton") is not None
+    return os.environ.get("TRITON_INTERPRET", "0") == "1" and _TRITON_INSTALLED
 
 
 def check_backend(backend: str) -> None:
@@ -73,6 +76,8 @@ def check_backend(backend: str) -> None:
             "scan_backend='triton' needs a CUDA GPU and the triton package (it comes with CUDA builds of "
             "PyTorch; on a CPU only the interpreter runs it: TRITON_INTERPRET=1); scan_backend='auto' runs anywhere"
         )
+    if backend in ("auto", "triton") and (triton_available() or triton_interpreting()):
+        _scan_function("triton")  # imported now, not first inside a torch.compile trace
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -121,8 +126,9 @@ def selective_scan(
     backend: str = "auto",
 ) -> torch.Tensor:
     """The selective scan by ``backend`` (any of :data:`SCAN_BACKENDS` but ``cuda``, whose
-    kernels the Mamba block calls itself). Tracing, scripting and export always take the
-    plain-tensor ``torch`` path, which every exporter understands.
+    kernels the Mamba block calls itself). Each backend is one custom operator with its backward
+    pass, so ``torch.compile(fullgraph=True)`` traces through it; tracing, scripting and export
+    take the plain-tensor ``torch`` path, which every exporter understands.
 
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
@@ -132,7 +138,8 @@ def selective_scan(
         torch.Size([2, 100, 12])
     """
     name = resolve_backend(backend, u.device)
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
         name = "sequential" if name == "sequential" else "torch"
-    announce(name)
+    if not torch.compiler.is_compiling():
+        announce(name)
     return _scan_function(name)(u, delta, A, B, C, D)

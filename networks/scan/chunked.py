@@ -23,6 +23,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .sequential import upcast
 
 __all__ = ["selective_scan_chunked"]
@@ -138,85 +139,109 @@ def _scan_chunks_in_place(
     return y.addcmul_(u, D)
 
 
-class _ChunkedScan(torch.autograd.Function):
-    """The chunked scan with a hand-written backward pass: the transposed recurrence in the same
-    chunked form, with every parameter gradient taken along the way, instead of autograd
-    replaying each of the forward's small steps. Only the states are kept for it."""
-
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
-        u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
-        # contiguous: the backward pass takes batched matmuls of their per-token slices
+def _forward(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor, keep_states: bool
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The in-place scan; every state is kept (T, batch, chunks, channels, states) for the
+    backward pass when ``keep_states``."""
+    u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
+    states = u_c.new_empty(0)
+    if keep_states:  # contiguous: the backward pass takes batched matmuls of per-token slices
         u_c, delta_c, B_c, C_c = u_c.contiguous(), delta_c.contiguous(), B_c.contiguous(), C_c.contiguous()
         states = u_c.new_empty(u_c.shape + A_c.shape[-1:])
-        y = _scan_chunks_in_place(u_c, delta_c, A_c, B_c, C_c, D_c, states)
-        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, D_c, states)
-        ctx.length = u.shape[1]
-        ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
-        return _from_chunks(y, ctx.length).to(u.dtype)
+    y = _scan_chunks_in_place(u_c, delta_c, A_c, B_c, C_c, D_c, states if keep_states else None)
+    return _from_chunks(y, u.shape[1]).to(u.dtype).contiguous(), states
 
-    @staticmethod
-    def backward(ctx, grad_y):  # type: ignore[override]
-        u, delta, A, B, C, D, h = ctx.saved_tensors
-        chunk = u.shape[0]
-        gy = _to_chunks(grad_y.to(u.dtype), chunk).contiguous()
-        du = delta * u
-        decay, inputs, inject = torch.empty_like(h[0]), torch.empty_like(h[0]), torch.empty_like(h[0])
 
-        def inject_at(t: int) -> torch.Tensor:
-            """What the loss puts into state t directly: C[t] gy[t]."""
-            return torch.mul(gy[t].unsqueeze(-1), C[t].unsqueeze(-2), out=inject)
+def _states_shape(u: torch.Tensor, A: torch.Tensor) -> Tuple[List[int], torch.dtype]:
+    chunk = _chunk_len(u.shape[1])
+    num_chunks = (u.shape[1] + chunk - 1) // chunk
+    return [chunk, u.shape[0], num_chunks, u.shape[2], A.shape[1]], torch.promote_types(u.dtype, torch.float32)
 
-        # State gradients obey the transposed recurrence g[t] = C[t] gy[t] + a[t+1] g[t+1], run
-        # backwards in the forward's phases. 1. Every chunk from a zero gradient at its end.
-        g = inject_at(chunk - 1).clone()
-        for t in range(chunk - 1, 0, -1):
-            _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+
+def _backward(
+    grad_y: torch.Tensor,
+    u_in: torch.Tensor,
+    delta_in: torch.Tensor,
+    A_in: torch.Tensor,
+    B_in: torch.Tensor,
+    C_in: torch.Tensor,
+    D_in: torch.Tensor,
+    h: torch.Tensor,
+) -> List[torch.Tensor]:
+    """The hand-written backward pass: the transposed recurrence in the same chunked form, with
+    every parameter gradient taken along the way, instead of autograd replaying each of the
+    forward's small steps. ``h`` holds the forward's states."""
+    u, delta, A, B, C, D = (t.contiguous() for t in _chunked(u_in, delta_in, A_in, B_in, C_in, D_in))
+    length = u_in.shape[1]
+    dtypes = [t.dtype for t in (u_in, delta_in, A_in, B_in, C_in, D_in)]
+    chunk = u.shape[0]
+    gy = _to_chunks(grad_y.to(u.dtype), chunk).contiguous()
+    du = delta * u
+    decay, inputs, inject = torch.empty_like(h[0]), torch.empty_like(h[0]), torch.empty_like(h[0])
+
+    def inject_at(t: int) -> torch.Tensor:
+        """What the loss puts into state t directly: C[t] gy[t]."""
+        return torch.mul(gy[t].unsqueeze(-1), C[t].unsqueeze(-2), out=inject)
+
+    # State gradients obey the transposed recurrence g[t] = C[t] gy[t] + a[t+1] g[t+1], run
+    # backwards in the forward's phases. 1. Every chunk from a zero gradient at its end.
+    g = inject_at(chunk - 1).clone()
+    for t in range(chunk - 1, 0, -1):
+        _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+        g.mul_(decay).add_(inject_at(t - 1))
+    _token_terms(delta[0], du[0], A, B[0], decay, inputs)
+    # 2. Right to left across the chunk boundaries: what reaches each chunk's last state.
+    from_right = _carry_across_chunks((decay * g).flip(1), _chunk_decay(delta, A).flip(1)).flip(1)
+    # 3. Every chunk again from its true end gradient, taking each token's parameter
+    #    gradients while its slice is in cache.
+    g_du, g_delta_a, g_B = torch.empty_like(u), torch.empty_like(u), torch.empty_like(B)
+    g_A = torch.zeros_like(A)
+    g = inject_at(chunk - 1) + from_right
+    for t in range(chunk - 1, -1, -1):
+        _token_terms(delta[t], du[t], A, B[t], decay, inputs)
+        # h[t] - x[t] = a[t] h[t-1]; times g it is dLoss/d(delta[t] * A), element by element.
+        g_log_decay = torch.sub(h[t], inputs).mul_(g)
+        torch.matmul(g, B[t].unsqueeze(-1), out=g_du[t].unsqueeze(-1))  # sums over states
+        torch.matmul(du[t].unsqueeze(-2), g, out=g_B[t].unsqueeze(-2))  # sums over channels
+        torch.sum(g_log_decay * A, -1, out=g_delta_a[t])
+        g_A += (g_log_decay * delta[t].unsqueeze(-1)).sum((0, 1))
+        if t > 0:
             g.mul_(decay).add_(inject_at(t - 1))
-        _token_terms(delta[0], du[0], A, B[0], decay, inputs)
-        # 2. Right to left across the chunk boundaries: what reaches each chunk's last state.
-        from_right = _carry_across_chunks((decay * g).flip(1), _chunk_decay(delta, A).flip(1)).flip(1)
-        # 3. Every chunk again from its true end gradient, taking each token's parameter
-        #    gradients while its slice is in cache.
-        g_du, g_delta_a, g_B = torch.empty_like(u), torch.empty_like(u), torch.empty_like(B)
-        g_A = torch.zeros_like(A)
-        g = inject_at(chunk - 1) + from_right
-        for t in range(chunk - 1, -1, -1):
-            _token_terms(delta[t], du[t], A, B[t], decay, inputs)
-            # h[t] - x[t] = a[t] h[t-1]; times g it is dLoss/d(delta[t] * A), element by element.
-            g_log_decay = torch.sub(h[t], inputs).mul_(g)
-            torch.matmul(g, B[t].unsqueeze(-1), out=g_du[t].unsqueeze(-1))  # sums over states
-            torch.matmul(du[t].unsqueeze(-2), g, out=g_B[t].unsqueeze(-2))  # sums over channels
-            torch.sum(g_log_decay * A, -1, out=g_delta_a[t])
-            g_A += (g_log_decay * delta[t].unsqueeze(-1)).sum((0, 1))
-            if t > 0:
-                g.mul_(decay).add_(inject_at(t - 1))
-        grads = [
-            g_du * delta + gy * D,  # u
-            g_du * u + g_delta_a,  # delta
-            g_A,
-            g_B,
-            torch.matmul(gy.unsqueeze(-2), h).squeeze(-2),  # C
-            (gy * u).sum((0, 1, 2)),  # D
-        ]
-        for i in (0, 1, 3, 4):
-            grads[i] = _from_chunks(grads[i], ctx.length)
-        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+    grads = [
+        g_du * delta + gy * D,  # u
+        g_du * u + g_delta_a,  # delta
+        g_A,
+        g_B,
+        torch.matmul(gy.unsqueeze(-2), h).squeeze(-2),  # C
+        (gy * u).sum((0, 1, 2)),  # D
+    ]
+    for i in (0, 1, 3, 4):
+        grads[i] = _from_chunks(grads[i], length)
+    return [g.to(dtype) for g, dtype in zip(grads, dtypes)]
+
+
+_scan_operator = ops.scan_operator("torch", _forward, _backward, _states_shape)
 
 
 @torch.jit.unused
-def _scan_eager(
+def _eager(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
 ) -> torch.Tensor:
-    """The fast eager paths: one autograd node with the hand-written backward when gradients
-    are needed, the in-place scan otherwise."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
-        return _ChunkedScan.apply(u, delta, A, B, C, D)
-    return _from_chunks(_scan_chunks_in_place(*_chunked(u, delta, A, B, C, D)), u.shape[1]).to(u.dtype)
+    """The in-place scan and its hand-written backward pass, as one custom operator."""
+    return _scan_operator(u, delta, A, B, C, D)
 
 
 def _exporting() -> bool:
-    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    """Scripting, tracing and export see plain tensor code (``torch.compile`` sees the operator)."""
+    if torch.jit.is_scripting():
+        return True
+    return _tracing_or_exporting()
+
+
+@torch.jit.unused
+def _tracing_or_exporting() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 def selective_scan_chunked(
@@ -238,6 +263,6 @@ def selective_scan_chunked(
         torch.Size([2, 100, 12])
     """
     if not _exporting():
-        return _scan_eager(u, delta, A, B, C, D)
+        return _eager(u, delta, A, B, C, D)
     u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
     return _from_chunks(_scan_chunks(u_c, delta_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)

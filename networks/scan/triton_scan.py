@@ -32,11 +32,14 @@ channels) token-major as the Mamba block makes them; ``B``, ``C`` (batch, length
 float16/bfloat16 inputs are read as they are and ``y`` is written in the dtype of ``u``.
 """
 
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 import triton
 import triton.language as tl
+
+from .chunked import selective_scan_chunked
+from .ops import scan_operator
 
 __all__ = ["selective_scan_triton"]
 
@@ -145,52 +148,64 @@ def _tile_sizes(length: int, states: int) -> Tuple[int, int]:
     return block_l, block_n
 
 
-def _forward(u, delta, A, B, C, D, save_states: bool):
+def _forward(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor, keep_states: bool
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """y, and the state entering each tile when ``keep_states`` (for the backward pass)."""
     batch, length, channels = u.shape
     states = A.shape[1]
     block_l, block_n = _tile_sizes(length, states)
     num_tiles = triton.cdiv(length, block_l)
-    y = torch.empty_like(u)
-    entering = torch.empty((batch, channels, num_tiles, block_n) if save_states else (1,), device=u.device, dtype=torch.float32)
+    A, D = A.float().contiguous(), D.float().contiguous()
+    y = torch.empty(u.shape, device=u.device, dtype=u.dtype)
+    entering = u.new_empty((batch, channels, num_tiles, block_n) if keep_states else (0,), dtype=torch.float32)
     _scan_forward_kernel[(batch, channels)](
         u, delta, A, B, C, D, y, entering,
         length, channels, states, num_tiles,
         *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *y.stride(),
-        SAVE_STATES=save_states, BLOCK_L=block_l, BLOCK_N=block_n,
+        SAVE_STATES=keep_states, BLOCK_L=block_l, BLOCK_N=block_n,
     )  # fmt: skip
     return y, entering
 
 
-class _TritonScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
-        ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
-        A, D = A.float().contiguous(), D.float().contiguous()
-        y, entering = _forward(u, delta, A, B, C, D, save_states=True)
-        ctx.save_for_backward(u, delta, A, B, C, D, entering)
-        return y
+def _states_shape(u: torch.Tensor, A: torch.Tensor) -> Tuple[List[int], torch.dtype]:
+    block_l, block_n = _tile_sizes(u.shape[1], A.shape[1])
+    return [u.shape[0], u.shape[2], triton.cdiv(u.shape[1], block_l), block_n], torch.float32
 
-    @staticmethod
-    def backward(ctx, grad_y):  # type: ignore[override]
-        u, delta, A, B, C, D, entering = ctx.saved_tensors
-        batch, length, channels = u.shape
-        states = A.shape[1]
-        block_l, block_n = _tile_sizes(length, states)
-        num_tiles = entering.shape[2]
-        du, ddelta = torch.empty_like(u, dtype=torch.float32), torch.empty_like(delta, dtype=torch.float32)
-        dB, dC = torch.zeros_like(B, dtype=torch.float32), torch.zeros_like(C, dtype=torch.float32)
-        dA = torch.empty(batch, channels, block_n, device=u.device, dtype=torch.float32)
-        dD = torch.empty(batch, channels, device=u.device, dtype=torch.float32)
-        _scan_backward_kernel[(batch, channels)](
-            u, delta, A, B, C, D, grad_y, entering,
-            du, ddelta, dA, dB, dC, dD,
-            length, channels, states, num_tiles,
-            *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *grad_y.stride(),
-            *du.stride(), *ddelta.stride(), *dB.stride(), *dC.stride(),
-            BLOCK_L=block_l, BLOCK_N=block_n,
-        )  # fmt: skip
-        grads = (du, ddelta, dA.sum(0)[:, :states], dB, dC, dD.sum(0))
-        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+
+def _backward(
+    grad_y: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    entering: torch.Tensor,
+) -> List[torch.Tensor]:
+    dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
+    batch, length, channels = u.shape
+    states = A.shape[1]
+    block_l, block_n = _tile_sizes(length, states)
+    num_tiles = entering.shape[2]
+    A, D = A.float().contiguous(), D.float().contiguous()
+    du, ddelta = torch.empty_like(u, dtype=torch.float32), torch.empty_like(delta, dtype=torch.float32)
+    dB, dC = torch.zeros_like(B, dtype=torch.float32), torch.zeros_like(C, dtype=torch.float32)
+    dA = u.new_empty((batch, channels, block_n), dtype=torch.float32)
+    dD = u.new_empty((batch, channels), dtype=torch.float32)
+    _scan_backward_kernel[(batch, channels)](
+        u, delta, A, B, C, D, grad_y, entering,
+        du, ddelta, dA, dB, dC, dD,
+        length, channels, states, num_tiles,
+        *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *grad_y.stride(),
+        *du.stride(), *ddelta.stride(), *dB.stride(), *dC.stride(),
+        BLOCK_L=block_l, BLOCK_N=block_n,
+    )  # fmt: skip
+    grads = (du, ddelta, dA.sum(0)[:, :states], dB, dC, dD.sum(0))
+    return [g.to(dtype) for g, dtype in zip(grads, dtypes)]
+
+
+_scan_operator = scan_operator("triton", _forward, _backward, _states_shape)
 
 
 def selective_scan_triton(
@@ -200,14 +215,10 @@ def selective_scan_triton(
     arguments and result as :func:`networks.scan.selective_scan_sequential`, float32 inside.
 
     ``d_state`` up to 64, any length; CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
+    float64 inputs (for checks) take the pure-PyTorch scan, which keeps their precision.
     """
     if A.shape[1] > 64:
         raise ValueError(f"the Triton scan takes d_state up to 64, got {A.shape[1]}; use scan_backend='torch'")
-    if u.dtype == torch.float64:  # float64 is for checks: the reference precision, on the plain path
-        from .chunked import selective_scan_chunked
-
+    if u.dtype == torch.float64:
         return selective_scan_chunked(u, delta, A, B, C, D)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
-        return _TritonScan.apply(u, delta, A, B, C, D)
-    y, _ = _forward(u, delta, A.float().contiguous(), B, C, D.float().contiguous(), save_states=False)
-    return y
+    return _scan_operator(u, delta, A, B, C, D)
