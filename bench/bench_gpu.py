@@ -9,11 +9,16 @@ size, in float32 and under bfloat16 autocast. A training step is forward, BCE+Di
 and AdamW. Times are medians of CUDA-event timings over rounds that visit the variants in turn,
 after warm-up (Triton compiles its kernels then); the spread is the interquartile range. Peak
 memory is ``torch.cuda.max_memory_allocated`` over one training step.
+
+``--compile_batches 8`` adds, in float32 at those batch sizes, the network and the floor under
+``torch.compile`` (``+compile``), and under ``torch.compile(mode="reduce-overhead")``, which
+replays CUDA graphs (``+cudagraphs``); compile time is printed, not counted.
 """
 
 import argparse
 import contextlib
 import statistics
+import time
 from typing import Callable, Dict, Iterator, List
 
 import torch
@@ -44,11 +49,16 @@ def available_variants() -> List[str]:
 
 def build(variant: str, batch: int, size: int, bf16: bool) -> Dict[str, Callable[[], None]]:
     torch.manual_seed(0)
-    net = UltraLightVMUNet(scan_backend="torch" if variant == "identity" else variant).cuda()
+    scan, _, compiled = variant.partition("+")
+    eager = UltraLightVMUNet(scan_backend="torch" if scan == "identity" else scan).cuda()
+    net = eager
+    if compiled:
+        net = torch.compile(eager, mode="reduce-overhead" if compiled == "cudagraphs" else None, fullgraph=True)
+    variant = scan
     images = torch.rand(batch, 3, size, size, device="cuda") * 255
     labels = (torch.rand(batch, 1, size, size, device="cuda") > 0.5).float()
     loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(eager.parameters(), lr=1e-3, weight_decay=1e-2)
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
 
     def infer() -> None:
@@ -94,19 +104,28 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--compile_batches", type=int, nargs="*", default=[])
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
-    variants = available_variants()
+    base_variants = available_variants()
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, 3x{args.size}x{args.size}")
     print("| batch | precision | scan | inference ms (IQR) | img/s | training step ms (IQR) | img/s | peak MB (train) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for batch in args.batches:
         for bf16 in (False, True):
+            variants = list(base_variants)
+            if batch in args.compile_batches and not bf16:
+                variants[-1:-1] = ["triton+compile", "triton+cudagraphs"]
+                variants += ["identity+compile", "identity+cudagraphs"]
             runs = {v: build(v, batch, args.size, bf16) for v in variants}
-            for v in variants:  # warm-up: Triton compiles, cuDNN picks its algorithms
+            for v in variants:  # warm-up: Triton and torch.compile compile, cuDNN picks algorithms
+                start = time.perf_counter()
                 for fn in runs[v].values():
                     for _ in range(3):
                         fn()
+                torch.cuda.synchronize()
+                if "+" in v:
+                    print(f"{v}: compiled and warmed up in {time.perf_counter() - start:.0f} s")
             peaks = {v: peak_mb(runs[v]["training step"]) for v in variants}
             times: Dict[str, Dict[str, List[float]]] = {v: {k: [] for k in runs[v]} for v in variants}
             for _ in range(args.repeats):
@@ -121,7 +140,7 @@ def main() -> None:
                     f"{peaks[v]:.0f} |"
                 )
             floor = {k: statistics.median(times["identity"][k]) for k in ("inference", "training step")}
-            for v in variants[:-1]:
+            for v in (v for v in variants if v != "identity"):
                 ratios = [statistics.median(times[v][k]) / floor[k] for k in ("inference", "training step")]
                 print(f"|   | ratio to identity floor | {v} | {ratios[0]:.2f}x | | {ratios[1]:.2f}x | | |")
 
