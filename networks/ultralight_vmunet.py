@@ -72,7 +72,7 @@ class UltraLightVMUNet(nn.Module):
             raise ValueError(f"channels needs 6 stage widths, got {list(channels)}")
         if any(c % 4 for c in channels[:5]):
             raise ValueError(
-                f"the first five entries of channels must be multiples of 4 (GroupNorm), got {list(channels)}"
+                f"each of the first five entries of channels must be a multiple of 4 (GroupNorm), got {list(channels)}"
             )
         pvm_widths = sorted(set(channels[2:]))
         if pvm_groups < 1 or any(c % pvm_groups for c in pvm_widths):
