@@ -119,13 +119,12 @@ def load_reference_weights(
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
-        only_mamba = not missing and not unexpected and all(".mamba." in m.split(":")[0] for m in mismatched)
+    mismatched_keys = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or mismatched_keys:
+        mismatched = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in mismatched_keys
+        ]
+        only_mamba = not missing and not unexpected and all(".mamba." in k for k in mismatched_keys)
         raise ValueError(
             f"{source} does not fit {type(model).__name__}:"
             + (_pvm_groups_hint(state, expected) if only_mamba else "")

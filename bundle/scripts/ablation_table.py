@@ -60,7 +60,7 @@ def format_table(rows: Sequence[dict[str, float]], spatial_size: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scripts.ablation_table", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="training output_dirs, each with model.pt and eval/metrics.csv")
+    parser.add_argument("runs", nargs="+", type=Path, help="training output_dirs with model.pt and eval/metrics.csv")
     parser.add_argument("--spatial_size", type=int, default=256, help="image size the GFLOPs are counted at")
     args = parser.parse_args(argv)
     print(format_table([run_row(run, args.spatial_size) for run in args.runs], args.spatial_size))
