@@ -4,7 +4,9 @@
 
 Rows: ``chunked`` (the pure-PyTorch scan the network uses), ``sequential`` (baseline a: the
 same network with a plain token-by-token loop scan) and ``identity`` (baseline b: the scan
-replaced by ``y = u``, the floor no scan can beat). A training step is forward, BCE+Dice
+replaced by ``y = u``, the floor no scan can beat), and ``chunked-gN``: the chunked scan at
+other PVM parallel degrees (``pvm_groups=N``; the others run the published 4): fewer groups
+make a wider Mamba over fewer sequences. A training step is forward, BCE+Dice
 loss, backward and AdamW. Timings are medians over ``--repeats`` rounds that visit the
 variants in turn (so a change in machine load hits all of them alike), after one warm-up.
 Peak resident memory is measured per variant in a child process of its own. Run it on an
@@ -28,7 +30,8 @@ from monai.losses import DiceCELoss
 import networks.scan
 from networks import UltraLightVMUNet
 
-VARIANTS = ("chunked", "sequential", "identity")
+VARIANTS = ("chunked", "sequential", "identity", "chunked-g1", "chunked-g2", "chunked-g8")
+PVM_GROUPS = {"chunked-g1": 1, "chunked-g2": 2, "chunked-g8": 8}  # 4 for the others
 
 
 @contextlib.contextmanager
@@ -44,7 +47,9 @@ def scan_of(variant: str) -> Iterator[None]:
 def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
     """One inference call and one training step of ``variant``, all variants from one seed."""
     torch.manual_seed(0)
-    net = UltraLightVMUNet(scan_backend="sequential" if variant == "sequential" else "torch")
+    net = UltraLightVMUNet(
+        scan_backend="sequential" if variant == "sequential" else "torch", pvm_groups=PVM_GROUPS.get(variant, 4)
+    )
     images = torch.rand(batch, 3, size, size) * 255
     labels = (torch.rand(batch, 1, size, size) > 0.5).float()
     loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)

@@ -1,8 +1,10 @@
 """Size and cost of UltraLight VM-UNet: ``python -m networks.profile [--size 256 ...]``.
 
-Prints the parameter count, the paper-style multiply-accumulate count (convolutions and
-matmuls outside the Mamba blocks, as the paper's thop count sees them), the full FLOP count of
-every matmul and convolution from ``torch.utils.flop_counter``, and the size of the saved weights.
+Prints, for each PVM parallel degree (``pvm_groups``: 1, 2, 4, 8 by default; the paper's
+ablation is 1, 2 and 4), the parameter count, the paper-style multiply-accumulate count
+(convolutions and matmuls outside the Mamba blocks, as the paper's thop count sees them), the
+full FLOP count of every matmul and convolution from ``torch.utils.flop_counter`` and the size
+of the saved weights, next to the paper's figures.
 """
 
 import argparse
@@ -14,6 +16,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .mamba import Mamba
 from .ultralight_vmunet import UltraLightVMUNet
+
+#: The paper's ablation of the parallel degree (3x256x256, DSC on the ISIC2017 test split):
+#: pvm_groups -> (parameters in millions, GFLOPs, DSC); its weight file (229.1 KB) is given for 4 only.
+PAPER_ABLATION = {1: (0.136, 0.060, 0.9069), 2: (0.070, 0.060, 0.9073), 4: (0.049, 0.060, 0.9091)}
+PAPER_WEIGHTS_KB = {4: 229.1}
 
 
 def profile(net: torch.nn.Module, input_shape: Sequence[int]) -> Dict[str, float]:
@@ -52,15 +59,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--size", type=int, nargs="+", default=[256, 256], help="spatial size (2 or 3 numbers)")
     parser.add_argument("--in-channels", type=int, default=3)
     parser.add_argument("--out-channels", type=int, default=1)
+    parser.add_argument("--pvm-groups", type=int, nargs="+", default=[1, 2, 4, 8], help="PVM parallel degrees")
     args = parser.parse_args(argv)
-    net = UltraLightVMUNet(spatial_dims=len(args.size), in_channels=args.in_channels, out_channels=args.out_channels)
-    stats = profile(net, [1, args.in_channels, *args.size])
     shape = "x".join(map(str, [args.in_channels, *args.size]))
-    print(f"UltraLight VM-UNet at {shape} (paper, 3x256x256: 49,457 params, 0.060 GMAC, 229.1 KB)")
-    print(f"  parameters                    {stats['parameters']:,}")
-    print(f"  GMAC, paper-style (no Mamba)  {stats['paper_gmac']:.4f}")
-    print(f"  GFLOP, every matmul and conv  {stats['full_gflop']:.4f}")
-    print(f"  saved weights                 {stats['weights_kb']:.1f} KB")
+    print(f"UltraLight VM-UNet at {shape} by PVM parallel degree; the paper's figures are at 3x256x256")
+    print(
+        f"{'pvm_groups':>10} {'parameters':>10} {'GMAC paper-style':>16} {'GFLOP full':>10} {'weights KB':>10}"
+        f" | {'paper: params':>13} {'GFLOPs':>6} {'KB':>5}"
+    )
+    for groups in args.pvm_groups:
+        net = UltraLightVMUNet(
+            spatial_dims=len(args.size), in_channels=args.in_channels, out_channels=args.out_channels, pvm_groups=groups
+        )
+        stats = profile(net, [1, args.in_channels, *args.size])
+        params, gflops, _ = PAPER_ABLATION.get(groups, (None, None, None))
+        kb = PAPER_WEIGHTS_KB.get(groups)
+        print(
+            f"{groups:>10} {stats['parameters']:>10,} {stats['paper_gmac']:>16.4f} {stats['full_gflop']:>10.4f}"
+            f" {stats['weights_kb']:>10.1f} | {f'{params:.3f}M' if params else '-':>13}"
+            f" {f'{gflops:.3f}' if gflops else '-':>6} {f'{kb:.1f}' if kb else '-':>5}"
+        )
+    print("GMAC paper-style leaves out the Mamba blocks' own work, as the paper's count does.")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,22 @@ __all__ = ["PVMLayer"]
 
 
 class PVMLayer(nn.Module):
-    """Layer-normalised tokens split into 4 channel groups, each group through the SAME Mamba
-    block (width ``input_dim / 4``) with a learnt-scale residual, re-joined, normalised again by
-    the same LayerNorm and projected to ``output_dim``.
+    """Layer-normalised tokens split into ``groups`` channel groups, each group through the SAME
+    Mamba block (width ``input_dim / groups``) with a learnt-scale residual, re-joined, normalised
+    again by the same LayerNorm and projected to ``output_dim``.
 
-    Sharing one Mamba over the four groups is what cuts the parameters; here the four groups
-    run as one batch of ``4 * batch`` sequences, which is the same math in a quarter of the calls.
+    Sharing one Mamba over the groups is what cuts the parameters: the block's projections grow
+    with the square of its width, so more groups mean a narrower, smaller Mamba that reads more
+    sequences (the paper's "parallel degree": 4 in the published network, 1, 2 and 4 in its
+    ablation). The groups run as one batch of ``groups * batch`` sequences, the same math as one
+    call per group.
 
     Args:
-        input_dim: input channels, a multiple of 4.
+        input_dim: input channels, a multiple of ``groups``.
         output_dim: output channels.
         d_state, d_conv, expand: of the shared :class:`Mamba` block.
         scan_backend: see :data:`networks.scan.SCAN_BACKENDS`.
+        groups: the parallel degree: how many channel groups share the Mamba block.
 
     Shape:
         (batch, input_dim, *spatial) -> (batch, output_dim, *spatial); the spatial positions are
@@ -29,6 +33,8 @@ class PVMLayer(nn.Module):
     Example:
         >>> PVMLayer(24, 32)(torch.randn(2, 24, 16, 16)).shape
         torch.Size([2, 32, 16, 16])
+        >>> PVMLayer(24, 32, groups=2).mamba.d_model
+        12
     """
 
     def __init__(
@@ -39,14 +45,18 @@ class PVMLayer(nn.Module):
         d_conv: int = 4,
         expand: int = 2,
         scan_backend: str = "auto",
+        groups: int = 4,
     ) -> None:
         super().__init__()
-        if input_dim % 4:
-            raise ValueError(f"PVMLayer input_dim must be a multiple of 4 (4 channel groups), got {input_dim}")
+        if groups < 1 or input_dim % groups:
+            raise ValueError(
+                f"PVMLayer groups must be a positive divisor of input_dim, got groups={groups}, input_dim={input_dim}"
+            )
         self.input_dim = input_dim
         self.output_dim = output_dim
+        self.groups = groups
         self.norm = nn.LayerNorm(input_dim)
-        self.mamba = Mamba(input_dim // 4, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=scan_backend)
+        self.mamba = Mamba(input_dim // groups, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=scan_backend)
         self.proj = nn.Linear(input_dim, output_dim)
         self.skip_scale = nn.Parameter(torch.ones(1))
 
@@ -55,10 +65,10 @@ class PVMLayer(nn.Module):
         spatial = list(x.shape[2:])
         tokens = self.norm(x.flatten(2).transpose(1, 2))  # (batch, L, C)
         length = tokens.shape[1]
-        group = self.input_dim // 4
-        # (batch, L, 4 * g) -> (4 * batch, L, g): the groups become sequences of one batch.
-        groups = tokens.reshape(batch, length, 4, group).permute(2, 0, 1, 3).reshape(4 * batch, length, group)
+        n, width = self.groups, self.input_dim // self.groups
+        # (batch, L, n * width) -> (n * batch, L, width): the groups become sequences of one batch.
+        groups = tokens.reshape(batch, length, n, width).permute(2, 0, 1, 3).reshape(n * batch, length, width)
         groups = self.mamba(groups) + self.skip_scale * groups
-        tokens = groups.reshape(4, batch, length, group).permute(1, 2, 0, 3).reshape(batch, length, self.input_dim)
+        tokens = groups.reshape(n, batch, length, width).permute(1, 2, 0, 3).reshape(batch, length, self.input_dim)
         out = self.proj(self.norm(tokens))
         return out.transpose(1, 2).reshape([batch, self.output_dim] + spatial)

@@ -30,13 +30,16 @@ class UltraLightVMUNet(nn.Module):
         spatial_dims: 2 for images, 3 for volumes (PVM layers then see D*H*W tokens).
         in_channels: input channels.
         out_channels: output channels (1 for binary segmentation with sigmoid, C for softmax).
-        channels: the six stage widths; each from the 4th on must be a multiple of 4 and each
-            of the first five a multiple of 4 (GroupNorm with 4 groups).
+        channels: the six stage widths; the first five must be multiples of 4 (GroupNorm with
+            4 groups) and the PVM widths ``channels[2:]`` multiples of ``pvm_groups``.
         bridge: use the spatial-channel attention bridge on the skips.
         split_att: ``"fc"`` or ``"conv"`` channel-attention heads of the bridge.
         activation: ``None`` returns logits (the MONAI convention), ``"sigmoid"`` reproduces the
             reference release's probabilities, ``"softmax"`` normalises over channels.
         scan_backend: selective-scan implementation, see :data:`networks.scan.SCAN_BACKENDS`.
+        pvm_groups: channel groups sharing each PVM layer's Mamba block (the paper's parallel
+            degree; 4 is the published network, 1 and 2 its ablation): 136,269 parameters with
+            1, 69,589 with 2, 49,457 with 4, 42,737 with 8 at the default ``channels``.
 
     Shape:
         (batch, in_channels, *spatial) -> (batch, out_channels, *spatial); every spatial size
@@ -60,14 +63,24 @@ class UltraLightVMUNet(nn.Module):
         split_att: str = "fc",
         activation: Optional[str] = None,
         scan_backend: str = "auto",
+        pvm_groups: int = 4,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         if len(channels) != 6:
             raise ValueError(f"channels needs 6 stage widths, got {list(channels)}")
-        if any(c % 4 for c in channels):
-            raise ValueError(f"every entry of channels must be a multiple of 4, got {list(channels)}")
+        if any(c % 4 for c in channels[:5]):
+            raise ValueError(
+                f"each of the first five entries of channels must be a multiple of 4 (GroupNorm), got {list(channels)}"
+            )
+        pvm_widths = sorted(set(channels[2:]))
+        if pvm_groups < 1 or any(c % pvm_groups for c in pvm_widths):
+            divisors = [g for g in range(1, min(pvm_widths) + 1) if all(c % g == 0 for c in pvm_widths)]
+            raise ValueError(
+                f"pvm_groups must divide every PVM width {pvm_widths} (channels[2:]), got {pvm_groups}; "
+                f"possible values: {divisors}"
+            )
         if activation not in (None, "sigmoid", "softmax"):
             raise ValueError(f"activation must be None, 'sigmoid' or 'softmax', got {activation!r}")
         c = list(channels)
@@ -77,7 +90,7 @@ class UltraLightVMUNet(nn.Module):
             return nn.Sequential(conv(cin, cout, kernel_size=3, stride=1, padding=1))
 
         def pvm(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(PVMLayer(cin, cout, scan_backend=scan_backend))
+            return nn.Sequential(PVMLayer(cin, cout, scan_backend=scan_backend, groups=pvm_groups))
 
         self.spatial_dims = spatial_dims
         self.size_multiple = SIZE_MULTIPLE

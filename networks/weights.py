@@ -7,7 +7,7 @@ from typing import Any, Mapping, Union
 import torch
 import torch.nn as nn
 
-__all__ = ["init_reference_weights", "load_reference_weights"]
+__all__ = ["init_reference_weights", "load_reference_weights", "pvm_groups_of"]
 
 
 @torch.no_grad()
@@ -56,6 +56,43 @@ def _extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint
     return {k.removeprefix("module."): v for k, v in checkpoint.items()}
 
 
+def _pvm_groups(state: Mapping[str, torch.Tensor]) -> "set[int]":
+    """The PVM parallel degrees of a state dict's PVM layers: each layer's LayerNorm width over
+    its Mamba's input width."""
+    suffix = "mamba.in_proj.weight"
+    found = set()
+    for key, weight in state.items():
+        norm = state.get(key[: -len(suffix)] + "norm.weight") if key.endswith(suffix) else None
+        if norm is not None and weight.dim() == 2 and weight.shape[1] and norm.numel() % weight.shape[1] == 0:
+            found.add(norm.numel() // weight.shape[1])
+    return found
+
+
+def pvm_groups_of(state: Mapping[str, torch.Tensor]) -> int:
+    """The ``pvm_groups`` of the network a state dict was saved from (read from its shapes).
+
+    Raises:
+        ValueError: the state dict holds no PVM layer, or layers of different degrees.
+    """
+    found = _pvm_groups(state)
+    if len(found) != 1:
+        raise ValueError(f"cannot tell the pvm_groups of this state dict: its PVM layers give {sorted(found)}")
+    return found.pop()
+
+
+def _pvm_groups_hint(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:
+    """A hint naming ``pvm_groups`` when the checkpoint differs from the model only in its Mamba
+    widths, as one of another parallel degree does."""
+    theirs, ours = _pvm_groups(state), _pvm_groups(expected)
+    if len(theirs) != 1 or len(ours) != 1 or theirs == ours:
+        return ""
+    (theirs,), (ours,) = theirs, ours
+    return (
+        f"\n  the checkpoint looks like one of pvm_groups={theirs}, the model has pvm_groups={ours}: "
+        f"build the network with pvm_groups={theirs} (bundle: --pvm_groups {theirs})"
+    )
+
+
 def load_reference_weights(
     model: nn.Module, checkpoint: Union[str, Path, Mapping[str, Any]], map_location: str = "cpu"
 ) -> nn.Module:
@@ -69,7 +106,8 @@ def load_reference_weights(
 
     Raises:
         ValueError: the checkpoint holds no state dict, or its keys or shapes do not match the
-            model (the message lists the missing, unexpected and mismatched keys).
+            model (the message lists the missing, unexpected and mismatched keys, and names the
+            checkpoint's ``pvm_groups`` when only the Mamba widths differ).
     """
     source = "checkpoint"
     if isinstance(checkpoint, (str, Path)):
@@ -81,15 +119,16 @@ def load_reference_weights(
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
+    mismatched_keys = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or mismatched_keys:
+        mismatched = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in mismatched_keys
+        ]
+        only_mamba = not missing and not unexpected and all(".mamba." in k for k in mismatched_keys)
         raise ValueError(
-            f"{source} does not fit {type(model).__name__}:\n"
-            f"  missing keys: {missing}\n  unexpected keys: {unexpected}\n  shape mismatches: {mismatched}"
+            f"{source} does not fit {type(model).__name__}:"
+            + (_pvm_groups_hint(state, expected) if only_mamba else "")
+            + f"\n  missing keys: {missing}\n  unexpected keys: {unexpected}\n  shape mismatches: {mismatched}"
         )
     model.load_state_dict(state)
     return model

@@ -277,6 +277,34 @@ def test_num_classes_above_one_trains_evaluates_and_infers(demo, tmp_path):
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2}
 
 
+def test_pvm_groups_trains_evaluates_tabulates_and_refuses_a_mismatch(demo, tmp_path):
+    """The paper's ablation for one degree: train and evaluate with --pvm_groups 2, gather the
+    table; a config of another degree stops with the loader's error naming pvm_groups."""
+    run_dir = tmp_path / "pvm2"
+    degree = ["--pvm_groups", "2"]
+    bundle("run", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(run_dir), "--num_epochs", "1", *degree, *SMALL)
+    net = networks.load_reference_weights(networks.UltraLightVMUNet(pvm_groups=2), run_dir / "model.pt")
+    assert sum(p.numel() for p in net.parameters()) == 69589
+    weights = ["--ckpt_path", str(run_dir / "model.pt")]
+    bundle("run", *EVALUATE, "--dataset_dir", str(demo), "--output_dir", str(run_dir / "eval"), *weights, *degree, *SMALL)
+    with open(run_dir / "eval" / "metrics.csv") as f:
+        dsc = float(dict(csv.reader(f))["dsc"])
+
+    table = run([PY, "-m", "scripts.ablation_table", str(run_dir), "--spatial_size", "64"]).stdout
+    row = next(line for line in table.splitlines() if line.startswith("| 2 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:2] == ["2", "69,589"] and cells[3] == f"{dsc:.4f}"
+    assert cells[5:] == ["0.070M", "0.060", "0.9073"]  # the paper's row beside
+
+    proc = bundle("run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *weights, check=False)
+    assert proc.returncode != 0 and "pvm_groups=2, the model has pvm_groups=4" in proc.stderr
+    assert "size mismatch" not in proc.stderr, "a shape traceback instead of the loader's error"
+    # resuming the run with another degree in the same output_dir
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(run_dir), "--num_epochs", "2",
+                  *SMALL, check=False)
+    assert proc.returncode != 0 and "checkpoint_epoch=1.pt does not fit" in proc.stderr and "--pvm_groups 2" in proc.stderr
+
+
 def test_metadata_has_what_the_model_zoo_schema_requires():
     meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
     assert meta["schema"].endswith("/meta_schema_20240725.json")

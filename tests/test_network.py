@@ -8,6 +8,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from networks import Mamba, PVMLayer, UltraLightVMUNet, init_reference_weights, load_reference_weights
+from networks.weights import pvm_groups_of
 
 FIXTURE = Path(__file__).parent / "data" / "ulvmunet_parity_seed2024.pt"
 
@@ -19,6 +20,40 @@ def fixture() -> dict:
 
 def test_default_network_has_the_papers_49457_parameters():
     assert sum(p.numel() for p in UltraLightVMUNet().parameters()) == 49457
+
+
+@pytest.mark.parametrize("groups, count", [(1, 136269), (2, 69589), (4, 49457), (8, 42737)])
+def test_pvm_parallel_degree_sets_the_parameter_count_and_mamba_width(groups, count):
+    net = UltraLightVMUNet(pvm_groups=groups)
+    assert sum(p.numel() for p in net.parameters()) == count
+    # one shared Mamba per PVM layer, its width the layer's input width over the degree
+    assert [name for name in net.state_dict() if name.startswith("encoder4.")] == [
+        name for name in UltraLightVMUNet().state_dict() if name.startswith("encoder4.")
+    ]
+    assert net.encoder4[0].mamba.d_model == 24 // groups and net.decoder1[0].mamba.d_model == 64 // groups
+    out = net(torch.rand(2, 3, 32, 64) * 255)
+    assert out.shape == (2, 1, 32, 64) and torch.isfinite(out).all()
+    assert pvm_groups_of(net.state_dict()) == groups
+
+
+@pytest.mark.parametrize("groups", [3, 16, 0])
+def test_a_parallel_degree_that_does_not_divide_the_pvm_widths_is_refused(groups):
+    with pytest.raises(ValueError, match=r"pvm_groups must divide every PVM width \[24, 32, 48, 64\]") as err:
+        UltraLightVMUNet(pvm_groups=groups)
+    assert f"got {groups}; possible values: [1, 2, 4, 8]" in str(err.value)
+    with pytest.raises(ValueError, match="groups"):
+        PVMLayer(20, 32, groups=groups)
+
+
+def test_a_checkpoint_of_another_parallel_degree_names_pvm_groups(tmp_path):
+    path = tmp_path / "pvm2.pt"
+    torch.save(UltraLightVMUNet(pvm_groups=2).state_dict(), path)
+    with pytest.raises(ValueError) as err:
+        load_reference_weights(UltraLightVMUNet(), path)
+    message = str(err.value)
+    assert str(path) in message and "encoder4.0.mamba.in_proj.weight: checkpoint (48, 12) vs model (24, 6)" in message
+    assert "pvm_groups=2, the model has pvm_groups=4" in message and "--pvm_groups 2" in message
+    load_reference_weights(UltraLightVMUNet(pvm_groups=2), path)  # the degree it names fits
 
 
 def test_state_dict_keys_and_shapes_are_the_reference_releases(fixture):
@@ -169,12 +204,14 @@ def test_reference_initialisation():
     assert layer.bias.abs().max() == 0 and layer.weight.std().item() < 0.03
 
 
-def test_pvm_layer_batches_its_four_groups_exactly_as_four_calls():
+@pytest.mark.parametrize("groups", [1, 2, 4, 8])
+def test_pvm_layer_batches_its_groups_exactly_as_one_call_per_group(groups):
     torch.manual_seed(0)
-    layer = PVMLayer(32, 48)
+    layer = PVMLayer(32, 48, groups=groups)
+    assert layer.mamba.d_model == 32 // groups
     x = torch.randn(2, 32, 8, 12)
     tokens = layer.norm(x.flatten(2).transpose(1, 2))
-    groups = [layer.mamba(g) + layer.skip_scale * g for g in tokens.chunk(4, dim=2)]
+    groups = [layer.mamba(g) + layer.skip_scale * g for g in tokens.chunk(groups, dim=2)]
     expected = layer.proj(layer.norm(torch.cat(groups, dim=2))).transpose(1, 2).reshape(2, 48, 8, 12)
     assert torch.allclose(layer(x), expected, atol=1e-6)
 
@@ -233,3 +270,14 @@ def test_profile_reports_the_papers_figures():
     assert abs(stats["paper_gmac"] - 0.060) < 0.001  # the paper's 0.060 G
     assert abs(stats["full_gflop"] - 0.132) < 0.001  # the spec's full count
     assert 200 < stats["weights_kb"] < 260  # the paper's file: 229.1 KB
+
+
+def test_profile_prints_the_ablation_table_by_parallel_degree(capsys):
+    from networks.profile import main
+
+    main(["--size", "64", "64", "--pvm-groups", "1", "8"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["1"], ["8"])]
+    assert [row[:2] for row in rows] == [["1", "136,269"], ["8", "42,737"]]
+    assert rows[0][6:8] == ["0.136M", "0.060"] and rows[1][6:8] == ["-", "-"]  # the paper's figures beside
+    assert rows[0][2] == rows[1][2], "the paper-style count, without the Mamba blocks, is the same for every degree"
+    assert float(rows[0][3]) > float(rows[1][3]), "a wider Mamba costs more in the full count"

@@ -10,6 +10,8 @@ from typing import Any
 from ignite.engine import Engine
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
+from networks import load_reference_weights
+
 logger = logging.getLogger(__name__)
 
 # CheckpointSaver(save_interval=1) names its files checkpoint_epoch=<N>.pt
@@ -33,6 +35,9 @@ def resume_if_possible(trainer: Engine, output_dir: str | Path, full_state: dict
         logger.info("no checkpoint_epoch=*.pt in %s: training from the start", output_dir)
         return None
     logger.info("resuming from %s", path)
+    # the network's part now, so that a checkpoint of another configuration (e.g. pvm_groups)
+    # stops the run with the loader's clear error rather than a shape traceback at the start
+    load_reference_weights(full_state["model"], path)
     CheckpointLoader(load_path=str(path), load_dict=full_state, map_location="cpu").attach(trainer)
     return path
 
