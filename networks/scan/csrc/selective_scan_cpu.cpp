@@ -62,12 +62,23 @@ namespace {
 
 constexpr int64_t kChannelBlock = 8;  // channels per task: their states stay in L1
 
+template <typename To, typename From>
+ULVM_INLINE To bit_cast(From from) {
+#if defined(__GNUC__)
+  return __builtin_bit_cast(To, from);
+#else
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+#endif
+}
+
 // exp(x) for float32 in plain arithmetic (Cephes' polynomial on [-ln2/2, ln2/2] and an exponent
 // built from bits), so that loops calling it vectorise; relative error about 1e-7. Below -87 it
 // returns 0 rather than a denormal (which is slow and below float32's resolution of any sum here).
 ULVM_INLINE float exp_approx(float x) {
-  const float clamped = std::min(std::max(x, -87.0f), 88.0f);
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shifted = clamped * 1.44269504088896341f + magic;
   const float k = shifted - magic;
   const float r = clamped - k * 0.693359375f + k * 2.12194440e-4f;  // x - k ln2 in two parts
@@ -78,12 +89,8 @@ ULVM_INLINE float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t shifted_bits, magic_bits;
-  std::memcpy(&shifted_bits, &shifted, sizeof(float));
-  std::memcpy(&magic_bits, &magic, sizeof(float));
-  const int32_t scale_bits = (shifted_bits - magic_bits + 127) << 23;  // 2^k
-  float scale;
-  std::memcpy(&scale, &scale_bits, sizeof(float));
+  const int32_t exponent = bit_cast<int32_t>(shifted) - bit_cast<int32_t>(magic);  // k
+  const float scale = bit_cast<float>((exponent + 127) << 23);                       // 2^k
   return x < -87.0f ? 0.0f : p * scale;
 }
 
@@ -223,7 +230,7 @@ ULVM_INLINE void backward_block(const Scan<T>& s, const Grads<T>& g, int64_t b, 
 }
 
 template <typename T, int64_t NS>
-void forward_tasks(const Scan<T>& s, int64_t begin, int64_t end, T* y, T* checkpoints, int64_t checkpoint_every) {
+ULVM_INLINE void forward_tasks(const Scan<T>& s, int64_t begin, int64_t end, T* y, T* checkpoints, int64_t checkpoint_every) {
   const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock;
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / blocks, c0 = (task % blocks) * kChannelBlock;
@@ -232,7 +239,7 @@ void forward_tasks(const Scan<T>& s, int64_t begin, int64_t end, T* y, T* checkp
 }
 
 template <typename T, int64_t NS>
-void backward_tasks(const Scan<T>& s, const Grads<T>& g, int64_t begin, int64_t end) {
+ULVM_INLINE void backward_tasks(const Scan<T>& s, const Grads<T>& g, int64_t begin, int64_t end) {
   const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock;
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / blocks, j = task % blocks, c0 = j * kChannelBlock;
