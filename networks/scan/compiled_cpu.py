@@ -81,6 +81,15 @@ def _fixed_source(build_directory: Path) -> Path:
     return target
 
 
+def _why(error: Exception) -> str:
+    """The gist of a failed build: the headline and the compiler's first complaint, not the
+    echoed command lines."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    headline = lines[0].split(": [")[0]  # "Error building extension 'name'" without ninja's progress
+    complaints = [line for line in lines[1:] if "error" in line.lower() or "not found" in line.lower()]
+    return f"{headline}: {complaints[0]}" if complaints else headline
+
+
 @lru_cache(maxsize=None)
 def _load() -> bool:
     """Builds (once per machine) and loads the kernel; False, after one warning, when it cannot."""
@@ -111,9 +120,9 @@ def _load() -> bool:
         logger.debug("CPU selective scan loaded in %.1f s", time.perf_counter() - start)
         return True
     except Exception as error:  # no compiler, no ninja, a failed build, an unwritable cache: all end here
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        logger.debug("building the CPU selective scan failed", exc_info=True)
         warnings.warn(
-            f"the compiled CPU selective scan is unavailable ({type(error).__name__}: {reason}); the pure-PyTorch "
+            f"the compiled CPU selective scan is unavailable ({_why(error)}); the pure-PyTorch "
             f"chunked scan runs instead (same results, slower). It needs a C++ compiler and ninja; "
             f"{NO_COMPILE_ENV}=1 silences this.",
             RuntimeWarning,
