@@ -2,11 +2,15 @@
 
     python bench/bench_speed.py [--batch 8 --size 256 --repeats 5]
 
-Rows: ``chunked`` (the pure-PyTorch scan the network uses), ``sequential`` (baseline a: the
-same network with a plain token-by-token loop scan) and ``identity`` (baseline b: the scan
-replaced by ``y = u``, the floor no scan can beat), and ``chunked-gN``: the chunked scan at
-other PVM parallel degrees (``pvm_groups=N``; the others run the published 4): fewer groups
-make a wider Mamba over fewer sequences. A training step is forward, BCE+Dice
+Rows: ``compiled`` (the compiled CPU scan, ``scan_backend="cpu"``, what ``auto`` runs on CPUs
+where it builds), ``chunked`` (the pure-PyTorch scan), ``sequential`` (baseline a: the same
+network with a plain token-by-token loop scan), ``identity`` (baseline b: the scan replaced
+by ``y = u``, the floor no scan can beat), and ``compiled-gN``: the compiled scan at other PVM
+parallel degrees (``pvm_groups=N``; the others run the published 4): fewer groups make a wider
+Mamba over fewer sequences. A column times inference on a 3D volume (1x1x64x64x64; not for the
+loop scan, which would take minutes), and a second table times the six scans of one forward
+pass alone (their arguments recorded from the network), compiled against chunked. A training
+step is forward, BCE+Dice
 loss, backward and AdamW. Timings are medians over ``--repeats`` rounds that visit the
 variants in turn (so a change in machine load hits all of them alike), after one warm-up.
 Peak resident memory is measured per variant in a child process of its own. Run it on an
@@ -30,8 +34,9 @@ from monai.losses import DiceCELoss
 import networks.scan
 from networks import UltraLightVMUNet
 
-VARIANTS = ("chunked", "sequential", "identity", "chunked-g1", "chunked-g2", "chunked-g8")
-PVM_GROUPS = {"chunked-g1": 1, "chunked-g2": 2, "chunked-g8": 8}  # 4 for the others
+VARIANTS = ("compiled", "chunked", "sequential", "identity", "compiled-g1", "compiled-g2", "compiled-g8")
+BACKEND = {"compiled": "cpu", "sequential": "sequential", "compiled-g1": "cpu", "compiled-g2": "cpu", "compiled-g8": "cpu"}
+PVM_GROUPS = {"compiled-g1": 1, "compiled-g2": 2, "compiled-g8": 8}  # 4 for the others
 
 
 @contextlib.contextmanager
@@ -47,9 +52,7 @@ def scan_of(variant: str) -> Iterator[None]:
 def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
     """One inference call and one training step of ``variant``, all variants from one seed."""
     torch.manual_seed(0)
-    net = UltraLightVMUNet(
-        scan_backend="sequential" if variant == "sequential" else "torch", pvm_groups=PVM_GROUPS.get(variant, 4)
-    )
+    net = UltraLightVMUNet(scan_backend=BACKEND.get(variant, "torch"), pvm_groups=PVM_GROUPS.get(variant, 4))
     images = torch.rand(batch, 3, size, size) * 255
     labels = (torch.rand(batch, 1, size, size) > 0.5).float()
     loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
@@ -67,6 +70,53 @@ def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
             optimizer.step()
 
     return {"infer": infer, "train": train_step}
+
+
+def build_volume(variant: str) -> Callable[[], None]:
+    """Inference on one 1x1x64x64x64 volume (3D network, default widths)."""
+    torch.manual_seed(0)
+    net = UltraLightVMUNet(spatial_dims=3, in_channels=1, scan_backend=BACKEND.get(variant, "torch")).eval()
+    volume = torch.rand(1, 1, 64, 64, 64)
+
+    def infer() -> None:
+        with scan_of(variant), torch.no_grad():
+            net(volume)
+
+    return infer
+
+
+def build_scans(batch: int, size: int) -> Dict[str, Dict[str, Callable[[], None]]]:
+    """The six scans of one forward pass alone, on the arguments the network gives them: without
+    gradients, and forward plus backward."""
+    recorded = []
+    real_scan = networks.scan.selective_scan
+
+    def record(*args: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+        recorded.append([a.detach() for a in args])
+        return real_scan(*args, backend=backend)
+
+    torch.manual_seed(0)
+    with mock.patch.object(networks.scan, "selective_scan", record), torch.no_grad():
+        UltraLightVMUNet(scan_backend="torch")(torch.rand(batch, 3, size, size) * 255)
+    grads = [torch.randn_like(args[0]) for args in recorded]
+
+    def calls(backend: str) -> Dict[str, Callable[[], None]]:
+        def infer() -> None:
+            with torch.no_grad():
+                for args in recorded:
+                    networks.scan.selective_scan(*args, backend=backend)
+
+        def train() -> None:
+            for args, grad in zip(recorded, grads):
+                args = [a.requires_grad_() for a in args]
+                networks.scan.selective_scan(*args, backend=backend).backward(grad)
+                for a in args:
+                    a.grad = None
+                    a.requires_grad_(False)
+
+        return {"scans infer": infer, "scans train": train}
+
+    return {"compiled": calls("cpu"), "chunked": calls("torch")}
 
 
 def seconds(fn: Callable[[], None]) -> float:
@@ -99,36 +149,53 @@ def main() -> None:
     # Before the models exist here: a child's ru_maxrss starts at its parent's size at fork.
     peak_mb = {variant: peak_rss_mb(variant, args.batch, args.size) for variant in VARIANTS}
     calls = {variant: build(variant, args.batch, args.size) for variant in VARIANTS}
-    times: Dict[str, Dict[str, list]] = {v: {"infer": [], "train": []} for v in VARIANTS}
+    for variant in ("compiled", "chunked", "identity"):  # the loop scan would take minutes here
+        calls[variant]["infer 3D"] = build_volume(variant)
+    scans = build_scans(args.batch, args.size)
+    for variant, scan_calls in scans.items():
+        calls[variant].update(scan_calls)
+    kinds = ("infer", "train", "infer 3D", "scans infer", "scans train")
+    times: Dict[str, Dict[str, list]] = {v: {k: [] for k in calls[v]} for v in VARIANTS}
     for round_ in range(args.repeats + 1):
-        for kind in ("infer", "train"):
+        for kind in kinds:
             for variant in VARIANTS:
-                elapsed = seconds(calls[variant][kind])
-                if round_ > 0:  # round 0 warms up
-                    times[variant][kind].append(elapsed)
-    median = {v: {k: statistics.median(t) for k, t in kinds.items()} for v, kinds in times.items()}
+                if kind in calls[variant]:
+                    elapsed = seconds(calls[variant][kind])
+                    if round_ > 0:  # round 0 warms up
+                        times[variant][kind].append(elapsed)
+    median = {v: {k: statistics.median(t) for k, t in kinds_.items()} for v, kinds_ in times.items()}
+    spread = {v: {k: (min(t), max(t)) for k, t in kinds_.items()} for v, kinds_ in times.items()}
 
     print(
         f"UltraLight VM-UNet, float32, batch {args.batch}, 3x{args.size}x{args.size}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats}"
     )
-    print(f"{'scan':<12}{'infer s':>9}{'img/s':>8}{'train step s':>14}{'img/s':>8}{'peak RSS MB':>13}")
+    print(f"{'scan':<12}{'infer s':>9}{'img/s':>8}{'train step s':>14}{'img/s':>8}{'peak RSS MB':>13}{'3D infer s':>12}")
     for variant in VARIANTS:
         m = median[variant]
         print(
             f"{variant:<12}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
-            f"{args.batch / m['train']:>8.1f}{peak_mb[variant]:>13.0f}"
+            f"{args.batch / m['train']:>8.1f}{peak_mb[variant]:>13.0f}{m.get('infer 3D', float('nan')):>12.3f}"
         )
-    ours, seq, floor = median["chunked"], median["sequential"], median["identity"]
+    seq, floor = median["sequential"], median["identity"]
+    for variant in ("compiled", "chunked"):
+        ours = median[variant]
+        print(
+            f"{variant} is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
+            f"{seq['train'] / ours['train']:.2f}x per training step; it takes {ours['infer'] / floor['infer']:.2f}x "
+            f"the identity floor's time at inference, {ours['train'] / floor['train']:.2f}x per training step, "
+            f"{ours['infer 3D'] / floor['infer 3D']:.2f}x on the 3D volume"
+        )
+    print(f"\nthe six scans of one forward pass alone, seconds (median, min-max of {args.repeats})")
+    print(f"{'scan':<12}{'inference':>26}{'forward+backward':>26}")
+    for variant in scans:
+        cells = [f"{median[variant][k]:.4f} ({spread[variant][k][0]:.4f}-{spread[variant][k][1]:.4f})" for k in ("scans infer", "scans train")]
+        print(f"{variant:<12}{cells[0]:>26}{cells[1]:>26}")
+    fast, slow = median["compiled"], median["chunked"]
     print(
-        f"chunked is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
-        f"{seq['train'] / ours['train']:.2f}x per training step"
+        f"compiled scans are {slow['scans infer'] / fast['scans infer']:.1f}x faster than chunked at inference, "
+        f"{slow['scans train'] / fast['scans train']:.1f}x forward+backward"
     )
-    print(
-        f"chunked takes {ours['infer'] / floor['infer']:.2f}x the identity floor's time at inference, "
-        f"{ours['train'] / floor['train']:.2f}x per training step"
-    )
-
 
 if __name__ == "__main__":
     main()

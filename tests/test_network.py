@@ -241,7 +241,8 @@ def test_logs_which_backend_runs(caplog):
     networks.scan._announced.clear()
     with caplog.at_level(logging.INFO, logger="networks.scan"):
         UltraLightVMUNet()(torch.rand(1, 3, 32, 32))
-    assert "selective scan backend: torch" in caplog.text
+    expected = "cpu" if networks.scan.compiled_cpu_available() else "torch"  # "auto" on a CPU
+    assert f"selective scan backend: {expected}" in caplog.text
 
 
 def test_explicit_cuda_backend_without_the_kernels_says_how_to_install():

@@ -13,11 +13,13 @@ in the dtype of ``u``, scanned in float32 (float64 stays float64 where a backend
 | -------------- | -------------------- | ------------------------------------------------------ |
 | ``sequential`` | ``sequential``       | anything: one step per token, the tests' reference      |
 | ``torch``      | ``chunked``          | anything: pure PyTorch; TorchScript, tracing and ONNX   |
+| ``cpu``        | ``compiled_cpu``     | CPUs: C++ compiled on first use; ``torch`` if it cannot be built |
 | ``triton``     | ``triton_scan``      | CUDA GPUs, compiled at run time (CPU with TRITON_INTERPRET=1) |
 | ``cuda``       | ``mamba_ssm_kernels``| CUDA, when the reference release's ``mamba-ssm`` is installed |
 
 ``auto`` takes, for CUDA tensors, ``cuda`` when mamba-ssm imports, else ``triton`` when Triton
-imports, else ``torch``; for other devices ``torch``. The first call of each backend logs it.
+imports, else ``torch``; for CPU tensors ``cpu`` when it builds (unless ``ULVM_NO_COMPILE=1``),
+else ``torch``; for other devices ``torch``. The first call of each backend logs it.
 """
 
 import importlib.util
@@ -31,6 +33,7 @@ import torch
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 from .chunked import selective_scan_chunked
+from .compiled_cpu import compiled_cpu_available, selective_scan_cpu
 from .mamba_ssm_kernels import cuda_kernels_available
 from .sequential import selective_scan_sequential
 
@@ -40,13 +43,14 @@ __all__ = [
     "selective_scan",
     "selective_scan_chunked",
     "selective_scan_sequential",
+    "compiled_cpu_available",
     "cuda_kernels_available",
     "triton_available",
 ]
 
 logger = logging.getLogger(__name__)
 
-SCAN_BACKENDS = ("auto", "torch", "triton", "cuda", "sequential")
+SCAN_BACKENDS = ("auto", "torch", "triton", "cuda", "sequential", "cpu")
 
 _announced: Set[str] = set()
 
@@ -89,6 +93,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
             f"scan_backend='triton' runs on CUDA tensors (or on the CPU under TRITON_INTERPRET=1, for tests), "
             f"got one on {device}; use 'auto'"
         )
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError(f"scan_backend='cpu' runs on CPU tensors only, got one on {device}; use 'auto'")
+    if backend in ("auto", "cpu") and device.type == "cpu":
+        # compiled_cpu_available builds the kernel on first use: never while tracing or compiling
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        return "cpu" if not exporting and compiled_cpu_available() else "torch"
     if backend != "auto":
         return backend
     if device.type == "cuda":
@@ -106,6 +116,8 @@ def _scan_function(backend: str) -> Callable[..., torch.Tensor]:
         from .triton_scan import selective_scan_triton  # imported on use: Triton is optional
 
         return selective_scan_triton
+    if backend == "cpu":
+        return selective_scan_cpu
     return selective_scan_chunked
 
 

@@ -1,0 +1,215 @@
+"""The selective scan compiled for CPUs: a C++ kernel (``csrc/selective_scan_cpu.cpp``), forward
+and hand-written backward, built on first use and cached.
+
+The first use compiles it with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
+``ninja`` are needed; about 30-60 s on 2 cores) into the standard extensions folder
+(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), under a name that holds a
+hash of the source, the build flags, the torch version and install, and the Python version:
+later processes load it in well under a second, and any change to one of these builds afresh.
+Processes that start together (DDP ranks, DataLoader workers, parallel tests) share one build:
+``cpp_extension``'s lock file lets one compile while the others wait. The flags are portable
+(the kernel picks AVX2 at run time), so a cached build may be shared between machines.
+
+``ULVM_NO_COMPILE=1`` turns compiling off. When it is off, or there is no compiler, or the
+build fails, :func:`compiled_cpu_available` is False (one warning says why, unless turned off)
+and the dispatcher runs the pure-PyTorch chunked scan instead.
+
+Inside, the scan runs in float32 (float16/bfloat16 inputs are upcast; float64 stays float64,
+for checks) on PyTorch's thread pool, so ``torch.set_num_threads`` governs it.
+"""
+
+import hashlib
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Tuple
+
+import torch
+
+from .sequential import upcast
+
+__all__ = [
+    "NO_COMPILE_ENV",
+    "compiled_cpu_available",
+    "selective_scan_cpu",
+    "selective_scan_cpu_backward",
+    "selective_scan_cpu_forward",
+]
+
+logger = logging.getLogger(__name__)
+
+NO_COMPILE_ENV = "ULVM_NO_COMPILE"
+SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.cpp"
+# -fno-trapping-math lets the compiler vectorise the clamps in exp (results unchanged); no
+# -march: the kernel dispatches to AVX2 itself, so the build runs on any CPU of its architecture.
+_FLAGS = ["/O2"] if sys.platform == "win32" else ["-O3", "-fopenmp-simd", "-fno-trapping-math"]
+_BUILD_SECONDS = 60  # measured on a 2-core machine, shared with other jobs
+# The backward pass recomputes the states chunk by chunk from the states the forward pass keeps
+# every CHECKPOINT_EVERY tokens: 1/64 of the memory of all states.
+CHECKPOINT_EVERY = 64
+
+
+def _extension_name() -> str:
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
+        key.update(part if isinstance(part, bytes) else part.encode())
+    return f"ulvm_selective_scan_cpu_{key.hexdigest()[:16]}"
+
+
+def _build_directory(name: str) -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name
+
+
+def _fixed_source(build_directory: Path) -> Path:
+    """The source, copied into the build folder: the build then depends neither on where this
+    package lives (two checkouts share one build) nor on when it was copied (its timestamp is
+    fixed, so a copy written again by a process starting later never triggers a rebuild)."""
+    target = build_directory / SOURCE.name
+    if not target.exists():
+        build_directory.mkdir(parents=True, exist_ok=True)
+        partial = build_directory / f"{SOURCE.name}.{os.getpid()}.tmp"
+        partial.write_bytes(SOURCE.read_bytes())
+        os.utime(partial, (1_000_000_000, 1_000_000_000))
+        os.replace(partial, target)
+    return target
+
+
+def _why(error: Exception) -> str:
+    """The gist of a failed build: the headline and the compiler's first complaint, not the
+    echoed command lines."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    headline = lines[0].split(": [")[0]  # "Error building extension 'name'" without ninja's progress
+    complaints = [line for line in lines[1:] if "error" in line.lower() or "not found" in line.lower()]
+    return f"{headline}: {complaints[0]}" if complaints else headline
+
+
+@lru_cache(maxsize=None)
+def _load() -> bool:
+    """Builds (once per machine) and loads the kernel; False, after one warning, when it cannot."""
+    if os.environ.get(NO_COMPILE_ENV, "0") == "1":
+        logger.info("%s=1: the compiled CPU selective scan is off; the chunked PyTorch scan runs", NO_COMPILE_ENV)
+        return False
+    try:
+        from torch.utils import cpp_extension
+
+        name = _extension_name()
+        build_directory = _build_directory(name)
+        if not any(build_directory.glob(f"{name}.*")):
+            logger.warning(
+                "compiling the CPU selective scan once, about %d s (cached in %s; %s=1 skips it)",
+                _BUILD_SECONDS,
+                build_directory,
+                NO_COMPILE_ENV,
+            )
+        start = time.perf_counter()
+        cpp_extension.load(
+            name,
+            [str(_fixed_source(build_directory))],
+            extra_cflags=_FLAGS,
+            build_directory=str(build_directory),
+            is_python_module=False,
+            verbose=False,
+        )
+        logger.debug("CPU selective scan loaded in %.1f s", time.perf_counter() - start)
+        return True
+    except Exception as error:  # no compiler, no ninja, a failed build, an unwritable cache: all end here
+        logger.debug("building the CPU selective scan failed", exc_info=True)
+        warnings.warn(
+            f"the compiled CPU selective scan is unavailable ({_why(error)}); the pure-PyTorch "
+            f"chunked scan runs instead (same results, slower). It needs a C++ compiler and ninja; "
+            f"{NO_COMPILE_ENV}=1 silences this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+
+
+def compiled_cpu_available() -> bool:
+    """True when the compiled CPU scan runs here (it is built on the first call)."""
+    return _load()
+
+
+def selective_scan_cpu_forward(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    checkpoint_every: int = 0,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's forward pass on arguments of one dtype, float32 or float64 (see the layout in
+    the source): ``y`` and, when ``checkpoint_every > 0``, the states entering every
+    ``checkpoint_every``-th token (batch, chunks, channels, states) for the backward pass."""
+    return torch.ops.ulvm_scan_cpu.forward(u, delta, A, B, C, D, checkpoint_every)
+
+
+def selective_scan_cpu_backward(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    checkpoints: torch.Tensor,
+    grad_y: torch.Tensor,
+    checkpoint_every: int,
+) -> Tuple[torch.Tensor, ...]:
+    """The gradients of ``u, delta, A, B, C, D`` from ``grad_y`` and the forward's checkpoints."""
+    return tuple(torch.ops.ulvm_scan_cpu.backward(u, delta, A, B, C, D, checkpoints, grad_y, checkpoint_every))
+
+
+def _kernel_arguments(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> Tuple[torch.Tensor, ...]:
+    """One dtype (at least float32), and the layout the kernel reads: A and D contiguous, the
+    states of B and C contiguous (u and delta may have any strides)."""
+    u, delta, A, B, C, D = upcast([u, delta, A, B, C, D])
+    B = B if B.stride(-1) == 1 else B.contiguous()
+    C = C if C.stride(-1) == 1 else C.contiguous()
+    return u, delta, A.contiguous(), B, C, D.contiguous()
+
+
+class _CompiledScan(torch.autograd.Function):
+    """The compiled forward and backward passes as one autograd node."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
+        args = _kernel_arguments(u, delta, A, B, C, D)
+        y, checkpoints = selective_scan_cpu_forward(*args, checkpoint_every=CHECKPOINT_EVERY)
+        ctx.save_for_backward(*args, checkpoints)
+        ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
+        return y.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):  # type: ignore[override]
+        *args, checkpoints = ctx.saved_tensors
+        grads = selective_scan_cpu_backward(*args, checkpoints, grad_y.to(args[0].dtype), CHECKPOINT_EVERY)
+        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+
+
+def selective_scan_cpu(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    """The selective scan by the compiled CPU kernel; same arguments and result as
+    :func:`networks.scan.selective_scan_sequential`, for CPU tensors, once
+    :func:`compiled_cpu_available` has returned True.
+
+    Example:
+        >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
+        >>> A, D = -torch.rand(12, 16), torch.ones(12)
+        >>> B, C = torch.randn(2, 100, 16), torch.randn(2, 100, 16)
+        >>> compiled_cpu_available() and selective_scan_cpu(u, delta, A, B, C, D).shape
+        torch.Size([2, 100, 12])
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
+        return _CompiledScan.apply(u, delta, A, B, C, D)
+    y, _ = selective_scan_cpu_forward(*_kernel_arguments(u, delta, A, B, C, D))
+    return y.to(u.dtype)
