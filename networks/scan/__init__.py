@@ -33,7 +33,7 @@ import torch
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 from .chunked import selective_scan_chunked
-from .compiled_cpu import compiled_cpu_available, selective_scan_cpu
+from .compiled_cpu import compiled_cpu_available, compiled_cpu_loaded, selective_scan_cpu
 from .mamba_ssm_kernels import cuda_kernels_available
 from .sequential import selective_scan_sequential
 
@@ -96,9 +96,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "cpu" and device.type != "cpu":
         raise ValueError(f"scan_backend='cpu' runs on CPU tensors only, got one on {device}; use 'auto'")
     if backend in ("auto", "cpu") and device.type == "cpu":
-        # compiled_cpu_available builds the kernel on first use: never while tracing or compiling
-        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        return "cpu" if not exporting and compiled_cpu_available() else "torch"
+        # compiled_cpu_available builds the kernel on first use: never inside a trace
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return "cpu" if compiled_cpu_loaded() else "torch"
+        return "cpu" if compiled_cpu_available() else "torch"
     if backend != "auto":
         return backend
     if device.type == "cuda":

@@ -25,12 +25,12 @@ import platform
 import sys
 import time
 import warnings
-from functools import lru_cache
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
+from .ops import scan_operator
 from .sequential import upcast
 
 __all__ = [
@@ -90,7 +90,6 @@ def _why(error: Exception) -> str:
     return f"{headline}: {complaints[0]}" if complaints else headline
 
 
-@lru_cache(maxsize=None)
 def _load() -> bool:
     """Builds (once per machine) and loads the kernel; False, after one warning, when it cannot."""
     if os.environ.get(NO_COMPILE_ENV, "0") == "1":
@@ -131,9 +130,19 @@ def _load() -> bool:
         return False
 
 
+_loaded: Dict[str, bool] = {}
+
+
 def compiled_cpu_available() -> bool:
     """True when the compiled CPU scan runs here (it is built on the first call)."""
-    return _load()
+    if "kernel" not in _loaded:
+        _loaded["kernel"] = _load()
+    return _loaded["kernel"]
+
+
+def compiled_cpu_loaded() -> bool:
+    """True when the kernel is loaded already; builds nothing (for torch.compile's tracing)."""
+    return _loaded.get("kernel", False)
 
 
 def selective_scan_cpu_forward(
@@ -177,22 +186,36 @@ def _kernel_arguments(
     return u, delta, A.contiguous(), B, C, D.contiguous()
 
 
-class _CompiledScan(torch.autograd.Function):
-    """The compiled forward and backward passes as one autograd node."""
+def _forward(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor, keep_states: bool
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    y, checkpoints = selective_scan_cpu_forward(
+        *_kernel_arguments(u, delta, A, B, C, D), checkpoint_every=CHECKPOINT_EVERY if keep_states else 0
+    )
+    return y.to(u.dtype), checkpoints if keep_states else y.new_empty(0)
 
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D):  # type: ignore[override]
-        args = _kernel_arguments(u, delta, A, B, C, D)
-        y, checkpoints = selective_scan_cpu_forward(*args, checkpoint_every=CHECKPOINT_EVERY)
-        ctx.save_for_backward(*args, checkpoints)
-        ctx.dtypes = [t.dtype for t in (u, delta, A, B, C, D)]
-        return y.to(u.dtype)
 
-    @staticmethod
-    def backward(ctx, grad_y):  # type: ignore[override]
-        *args, checkpoints = ctx.saved_tensors
-        grads = selective_scan_cpu_backward(*args, checkpoints, grad_y.to(args[0].dtype), CHECKPOINT_EVERY)
-        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+def _states_shape(u: torch.Tensor, A: torch.Tensor) -> Tuple[List[int], torch.dtype]:
+    chunks = (u.shape[1] + CHECKPOINT_EVERY - 1) // CHECKPOINT_EVERY
+    return [u.shape[0], chunks, u.shape[2], A.shape[1]], torch.promote_types(u.dtype, torch.float32)
+
+
+def _backward(
+    grad_y: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    checkpoints: torch.Tensor,
+) -> List[torch.Tensor]:
+    args = _kernel_arguments(u, delta, A, B, C, D)
+    grads = selective_scan_cpu_backward(*args, checkpoints, grad_y.to(args[0].dtype), CHECKPOINT_EVERY)
+    return [g.to(t.dtype) for g, t in zip(grads, (u, delta, A, B, C, D))]
+
+
+_scan_operator = scan_operator("cpu", _forward, _backward, _states_shape)
 
 
 def selective_scan_cpu(
@@ -209,7 +232,4 @@ def selective_scan_cpu(
         >>> compiled_cpu_available() and selective_scan_cpu(u, delta, A, B, C, D).shape
         torch.Size([2, 100, 12])
     """
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D)):
-        return _CompiledScan.apply(u, delta, A, B, C, D)
-    y, _ = selective_scan_cpu_forward(*_kernel_arguments(u, delta, A, B, C, D))
-    return y.to(u.dtype)
+    return _scan_operator(u, delta, A, B, C, D)
