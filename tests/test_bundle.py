@@ -342,6 +342,7 @@ def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
     root = tmp_path / "unpacked" / "ultralight_vmunet"
     assert (root / "networks" / "__init__.py").is_file() and (root / "LICENSE").is_file()
     assert not (root / "scripts" / "export_bundle.py").exists()
+    assert (root / "models" / "model.onnx").is_file() and (root / "scripts" / "onnx_segment.py").is_file()
     # -S: no site processing, so the editable install's import hook for the repository is not
     # loaded; the dependencies come from site-packages on PYTHONPATH
     env = child_env(PYTHONPATH=sysconfig.get_paths()["purelib"])

@@ -20,8 +20,9 @@ def test_torchscript_script_and_trace_equal_eager(net_and_input, tmp_path):
         scripted.save(str(tmp_path / "model.ts"))
         loaded = torch.jit.load(str(tmp_path / "model.ts"))
         traced = torch.jit.trace(net, x)
-        assert torch.equal(loaded(x), expected)
-        assert torch.equal(traced(x), expected)
+        # the exported scan sums in another order than eager's: equal to float32 rounding
+        torch.testing.assert_close(loaded(x), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(traced(x), expected, rtol=1e-5, atol=1e-5)
         # A scripted model still takes other sizes and still checks them.
         assert loaded(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
     with pytest.raises(torch.jit.Error, match="divisible by 32"):

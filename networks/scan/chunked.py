@@ -8,8 +8,8 @@ steps replace ``L``, each on one cache-sized slice of the state.
 
 Eager PyTorch runs it in place, computing each token's terms again in the third phase rather
 than storing them (fresh memory costs more than the arithmetic). Under TorchScript, tracing and
-``torch.export`` the same math runs as plain tensor code of standard operators (it scripts,
-and exports to ONNX). For training, the backward pass is written by hand: the gradient of the
+``torch.export`` (ONNX) the same recurrence runs as the short graph of
+:mod:`networks.scan.export` instead. For training, the backward pass is written by hand: the gradient of the
 states obeys the transposed recurrence, run backwards in the same three phases, and the
 parameter gradients are read from the stored states along the way.
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
+from .export import selective_scan_doubling
 from .sequential import upcast
 
 __all__ = ["selective_scan_chunked"]
@@ -76,29 +77,6 @@ def _chunk_decay(delta: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return (delta.sum(0).unsqueeze(-1) * A).exp_()
 
 
-def _scan_chunks(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
-) -> torch.Tensor:
-    """The scan on chunked tensors in plain tensor code, for TorchScript, tracing and export.
-
-    ``u``, ``delta``: (T, batch, chunks, channels); ``B``, ``C``: (T, batch, chunks, states).
-    Returns y (T, batch, chunks, channels).
-    """
-    decays = (delta.unsqueeze(-1) * A).exp_()  # (T, batch, chunks, channels, states)
-    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(-2)
-    # 1. every chunk's end state when started from zero, all chunks at once
-    end = torch.zeros_like(inputs[0])
-    for t in range(delta.shape[0]):
-        end = torch.addcmul(inputs[t], decays[t], end)
-    # 2. carried across the chunk boundaries; 3. every chunk again from its true start state
-    h = _carry_across_chunks(end, _chunk_decay(delta, A))
-    ys: List[torch.Tensor] = []
-    for t in range(delta.shape[0]):
-        h = torch.addcmul(inputs[t], decays[t], h)
-        ys.append(torch.matmul(h, C[t].unsqueeze(-1)).squeeze(-1))  # sum over states
-    return torch.stack(ys) + u * D
-
-
 def _token_terms(
     delta_t: torch.Tensor, du_t: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, decay: torch.Tensor, inputs: torch.Tensor
 ) -> None:
@@ -117,7 +95,7 @@ def _scan_chunks_in_place(
     D: torch.Tensor,
     states: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """:func:`_scan_chunks` outside autograd, allocating no state-sized tensor: each token's
+    """The chunked scan outside autograd, allocating no state-sized tensor: each token's
     decay and input go to two cache-sized buffers and are computed again in the second pass,
     which costs less than writing them to fresh memory. Every state is written into
     ``states`` (T, batch, chunks, channels, states) when it is given (for the backward pass).
@@ -252,8 +230,8 @@ def selective_scan_chunked(
 
     Eager PyTorch runs an in-place version that allocates no state-sized temporaries and, when
     gradients are needed, a hand-written backward pass. Under TorchScript, tracing or
-    ``torch.export`` (ONNX) the same math runs as plain tensor code, which autograd can
-    differentiate.
+    ``torch.export`` (ONNX) :func:`networks.scan.export.selective_scan_doubling` runs instead:
+    plain tensor code in ``O(log L)`` operators, which autograd can differentiate.
 
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
@@ -264,5 +242,4 @@ def selective_scan_chunked(
     """
     if not _exporting():
         return _eager(u, delta, A, B, C, D)
-    u_c, delta_c, A_c, B_c, C_c, D_c = _chunked(u, delta, A, B, C, D)
-    return _from_chunks(_scan_chunks(u_c, delta_c, A_c, B_c, C_c, D_c), u.shape[1]).to(u.dtype)
+    return selective_scan_doubling(u, delta, A, B, C, D)

@@ -1,0 +1,90 @@
+"""Finding and checking input images: plain Python, Pillow and nibabel, no torch or MONAI, so
+that the ONNX segmenter (scripts/onnx_segment.py) lists and refuses files as the bundle does."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def image_suffix(path: str | Path) -> str | None:
+    """The image suffix of ``path`` in lower case (``.nii.gz`` counts as one), or None."""
+    name = Path(path).name.lower()
+    for suffix in NIFTI_SUFFIXES[::-1] + RASTER_SUFFIXES:  # .nii.gz before .nii
+        if name.endswith(suffix):
+            return suffix
+    return None
+
+
+def is_nifti(path: str | Path) -> bool:
+    return image_suffix(path) in NIFTI_SUFFIXES
+
+
+def stem(path: str | Path) -> str:
+    """The file name without its image suffix: ``ISIC_0000001.jpg`` -> ``ISIC_0000001``."""
+    name = Path(path).name
+    suffix = image_suffix(path)
+    return name[: -len(suffix)] if suffix else Path(path).stem
+
+
+def pil_to_supported_mode(image: Image.Image) -> Image.Image:
+    """Converts Pillow modes whose pixel values are not intensities (palette, CMYK, ...).
+
+    Grayscale (also 16-bit and float), RGB and RGBA pass unchanged; As2DChannelsd then makes
+    3 channels, so no precision is lost on 16-bit images.
+    """
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA")
+    if image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    return image
+
+
+def check_readable(path: Path) -> None:
+    """Raises ValueError naming ``path`` when its header cannot be read as an image."""
+    try:
+        if is_nifti(path):
+            import nibabel  # only NIfTI inputs need it
+
+            nibabel.load(str(path))
+        else:
+            with Image.open(path) as image:
+                image.verify()
+    except Exception as error:  # the library's own message follows the file name
+        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+
+
+def list_images(input_dir: str | Path) -> list[dict[str, str]]:
+    """The datalist of every image in ``input_dir`` (not recursive), sorted by name.
+
+    Raises:
+        FileNotFoundError: ``input_dir`` is not a folder.
+        ValueError: it holds no image, two images would give the same output name, or a file
+            with an image suffix cannot be read (checked up front, so a run does not stop
+            half-way through a folder).
+    """
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input_dir {folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and image_suffix(p))
+    if not files:
+        raise ValueError(
+            f"input_dir {folder}: no images (looked for {', '.join(RASTER_SUFFIXES + NIFTI_SUFFIXES)})"
+        )
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        if stem(path) in by_stem:
+            raise ValueError(f"{path} and {by_stem[stem(path)]} would write the same output files")
+        by_stem[stem(path)] = path
+        check_readable(path)
+    logger.info("%d images in %s", len(files), folder)
+    return [{"image": str(path)} for path in files]

@@ -1,0 +1,194 @@
+"""Segments every image in a folder with models/model.onnx: onnxruntime, NumPy and Pillow only
+(nibabel for NIfTI inputs), no PyTorch or MONAI.
+
+    python scripts/onnx_segment.py --input_dir DIR --output_dir DIR [--model models/model.onnx]
+
+Run from the bundle root. It reads, lists, refuses and writes files as
+``configs/inference.yaml`` does (same file types, same error messages, same outputs at the
+ORIGINAL size: ``<stem>_mask.png`` 0/255, class indices when the model has several classes,
+or ``<stem>_mask.nii.gz`` labels with the input's affine; ``<stem>_overlay.png``), and
+processes each image as that config does:
+
+1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``) as
+   (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1);
+2. to 3 float channels: grayscale repeated, an alpha channel dropped;
+3. bilinear resize to the model's size (PyTorch's ``interpolate`` with
+   ``align_corners=False`` and no anti-aliasing, as MONAI's ``Resized``);
+4. min-max scaled over the whole image to [0, 255] (a constant image becomes 0), as
+   ``ScaleIntensityd``;
+5. the model: logits; sigmoid (1 class) or softmax (several);
+6. probabilities resized back to the original size, bilinear as in 3;
+7. lesion where the probability is >= 0.5 (1 class), else the most probable class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+from PIL import Image
+
+from image_files import is_nifti, list_images, pil_to_supported_mode, stem  # scripts/, beside this file
+
+logger = logging.getLogger("onnx_segment")
+
+PREDICTION_COLOUR = (255, 0, 0)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(channels, height, width) float32 for raster images, (1, X, Y) for 2D NIfTI; 3 channels."""
+    try:
+        if is_nifti(path):
+            import nibabel  # only NIfTI inputs need it
+
+            data = np.asanyarray(nibabel.load(str(path)).dataobj)[None]
+        else:
+            with Image.open(path) as image:
+                data = np.asarray(pil_to_supported_mode(image))
+            data = data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)
+    except Exception as error:  # the library's message follows the file name
+        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+    shape = data.shape[1:]
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{path}: expected a 2D image, got spatial shape {shape}")
+    if data.shape[0] in (2, 4):  # alpha
+        data = data[:-1]
+    if data.shape[0] == 1:
+        data = np.repeat(data, 3, axis=0)
+    return data.astype(np.float32)
+
+
+def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) -> (C, *size), bilinear with half-pixel centres and no anti-aliasing: the
+    arithmetic of ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``."""
+    for axis, out_len in ((1, size[0]), (2, size[1])):
+        in_len = array.shape[axis]
+        if in_len == out_len:
+            continue
+        source = np.maximum((np.arange(out_len, dtype=np.float32) + 0.5) * np.float32(in_len / out_len) - 0.5, 0)
+        low = np.minimum(source.astype(np.int64), in_len - 1)
+        high = np.minimum(low + 1, in_len - 1)
+        weight = (source - low).astype(np.float32).reshape([-1 if a == axis else 1 for a in range(array.ndim)])
+        array = np.take(array, low, axis) * (1 - weight) + np.take(array, high, axis) * weight
+    return array.astype(np.float32)
+
+
+def scale_intensity(array: np.ndarray) -> np.ndarray:
+    """Per-image min-max to [0, 255] over all channels; a constant image becomes 0."""
+    low, high = array.min(), array.max()
+    if high == low:
+        return np.zeros_like(array)
+    return (array - low) / (high - low) * np.float32(255)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Sigmoid of one channel, softmax over several; (C, H, W)."""
+    if logits.shape[0] == 1:
+        return 1 / (1 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(0, keepdims=True))
+    return shifted / shifted.sum(0, keepdims=True)
+
+
+def contour(labels: np.ndarray, thickness: int) -> np.ndarray:
+    """Foreground pixels with a 4-neighbour of another label, grown to ``thickness`` pixels
+    (the bundle's overlay)."""
+    edge = np.zeros(labels.shape, bool)
+    padded = np.pad(labels, 1, mode="edge")
+    for dx, dy in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        edge |= padded[dx : dx + labels.shape[0], dy : dy + labels.shape[1]] != labels
+    edge &= labels > 0
+    for _ in range(thickness - 1):
+        grown = np.pad(edge, 1)
+        edge = edge | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+    return edge
+
+
+class Segmenter:
+    """The ONNX model with the bundle's pre- and postprocessing around it."""
+
+    def __init__(self, model: Path, threads: int = 0) -> None:
+        if not model.is_file():
+            raise FileNotFoundError(f"model {model}: no such file (build it from the bundle root: python scripts/export_onnx.py)")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise ValueError(f"model {model}: not an ONNX model onnxruntime can load ({error})") from error
+        (inputs,), (outputs,) = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name, self.output_name = inputs.name, outputs.name
+        self.size = tuple(inputs.shape[2:])
+        self.binary = outputs.shape[1] == 1
+
+    def labels(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each (3, H, W) image: its (H, W) uint8 labels and the network's view of it, (3, H, W)."""
+        batch = np.stack([scale_intensity(resize_bilinear(image, self.size)) for image in images])
+        logits = self.session.run([self.output_name], {self.input_name: batch})[0]
+        results = []
+        for image, scaled, logit in zip(images, batch, logits):
+            probability = resize_bilinear(probabilities(logit), image.shape[1:])
+            labels = probability[0] >= 0.5 if self.binary else probability.argmax(0)
+            results.append((labels.astype(np.uint8), resize_bilinear(scaled, image.shape[1:])))
+        return results
+
+
+def write_outputs(source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool) -> None:
+    """``<stem>_mask.png`` (or ``.nii.gz`` for NIfTI sources) and ``<stem>_overlay.png``."""
+    name = stem(source)
+    if is_nifti(source):
+        import nibabel
+
+        original = nibabel.load(str(source))
+        mask = nibabel.Nifti1Image(labels.reshape(original.shape), original.affine, original.header)
+        mask.set_data_dtype(np.uint8)
+        nibabel.save(mask, str(output_dir / f"{name}_mask.nii.gz"))
+    else:
+        Image.fromarray(labels * 255 if binary else labels).save(output_dir / f"{name}_mask.png")
+    picture = np.clip(np.moveaxis(view, 0, -1), 0, 255).astype(np.uint8)
+    picture[contour(labels, max(1, min(labels.shape) // 200))] = PREDICTION_COLOUR
+    Image.fromarray(picture).save(output_dir / f"{name}_overlay.png")
+
+
+def segment_folder(input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0) -> int:
+    """Segments every image in ``input_dir`` into ``output_dir``; returns how many. Every input
+    is checked before anything is written."""
+    files = [Path(item["image"]) for item in list_images(input_dir)]
+    segmenter = Segmenter(model, threads)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(files), batch_size):
+        sources = files[start : start + batch_size]
+        results = segmenter.labels([read_image(path) for path in sources])
+        for source, (labels, view) in zip(sources, results):
+            write_outputs(source, labels, view, output_dir, segmenter.binary)
+    return len(files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input_dir", type=Path, required=True, help="folder of images (not searched recursively)")
+    parser.add_argument("--output_dir", type=Path, required=True, help="folder for the masks and overlays")
+    parser.add_argument("--model", type=Path, default=Path("models/model.onnx"), help="the ONNX model")
+    parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
+    logger.setLevel(logging.INFO)
+    start = time.perf_counter()
+    try:
+        count = segment_folder(args.input_dir, args.output_dir, args.model, args.batch_size, args.threads)
+    except (FileNotFoundError, ValueError) as error:
+        logger.error("error: %s", error)
+        return 1
+    logger.info("segmented %d images into %s in %.1f s", count, args.output_dir, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The bundle's ONNX model (models/model.onnx), the command that rebuilds it, and the segmenter
+that runs it without PyTorch (scripts/onnx_segment.py), through their command lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import networks
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundle"
+MODEL = BUNDLE / "models" / "model.onnx"
+PY = sys.executable
+
+# Run first in a child process: from then on torch and monai cannot be imported.
+BLOCK_TORCH = """
+import sys
+
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "monai"):
+            raise ImportError(f"{name} is blocked: onnx_segment.py must run without it")
+
+sys.meta_path.insert(0, _Blocked())
+"""
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
+
+
+def run(cmd: list[str], env: dict | None = None, check: bool = True, cwd: Path = BUNDLE) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or child_env(), timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def without_torch(tmp_path_factory) -> dict[str, str]:
+    """The environment of a child process in which torch and monai do not import."""
+    folder = tmp_path_factory.mktemp("blocker")
+    (folder / "sitecustomize.py").write_text(BLOCK_TORCH)
+    env = child_env(PYTHONPATH=str(folder))
+    for module in ("torch", "monai"):
+        proc = subprocess.run([PY, "-c", f"import {module}"], capture_output=True, text=True, env=env)
+        assert proc.returncode != 0 and "is blocked" in proc.stderr, module
+    return env
+
+
+def onnx_segment(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    return run([PY, "scripts/onnx_segment.py", *args], env=env, check=check)
+
+
+def test_shipped_onnx_model_is_small_self_contained_and_matches_pytorch():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["onnx_model"]
+    assert MODEL.stat().st_size <= 1024 * 1024
+    model = onnx.load(str(MODEL))  # weights inside: no external data file
+    assert not [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}, "standard operators only"
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    (image,), (pred,) = session.get_inputs(), session.get_outputs()
+    assert (image.name, pred.name) == tuple(meta["inputs"]) + tuple(meta["outputs"])
+    assert image.shape[1:] == meta["inputs"]["image"]["shape"][1:] and isinstance(image.shape[0], str)
+    assert pred.shape[1:] == meta["outputs"]["pred"]["shape"][1:]
+    assert meta["file"] == "models/model.onnx" and meta["size_bytes"] == MODEL.stat().st_size
+
+    net = networks.load_reference_weights(networks.UltraLightVMUNet(), BUNDLE / "models" / "model.pt").eval()
+    for batch in (1, 4):  # any batch size
+        x = torch.rand(batch, *image.shape[1:]) * 255
+        with torch.no_grad():
+            expected = net(x).numpy()
+        assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_export_command_rebuilds_and_checks_the_model(tmp_path):
+    out = tmp_path / "model.onnx"
+    proc = run([PY, "scripts/export_onnx.py", "--output", str(out), "--spatial_size", "64"])
+    assert "largest difference from PyTorch" in proc.stderr
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 1, 64, 64)
+
+    proc = run([PY, "scripts/export_onnx.py", "--output", str(tmp_path / "bad.onnx"), "--spatial_size", "48"], check=False)
+    assert proc.returncode == 1 and "multiple of 32" in proc.stderr
+    proc = run([PY, "scripts/export_onnx.py", "--ckpt_path", str(tmp_path / "missing.pt")], check=False)
+    assert proc.returncode == 1 and "missing.pt: no such file" in proc.stderr
+
+
+def lesion_images(folder: Path, tmp_path: Path) -> list[str]:
+    """Demo-set images (what the shipped model was trained on) in several sizes, formats and
+    channel layouts."""
+    run([PY, "-m", "prepare", "synthetic", "--out", str(tmp_path / "demo"), "--num-images", "3"], cwd=REPO)
+    sources = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((tmp_path / "demo" / "images").glob("*.png"))]
+    folder.mkdir()
+
+    def resized(index: int, height: int, width: int) -> Image.Image:
+        return Image.fromarray(sources[index]).resize((width, height), Image.BILINEAR)
+
+    Image.fromarray(sources[0]).save(folder / "demo.png")
+    resized(1, 333, 517).save(folder / "wide.jpg", quality=95)
+    resized(2, 45, 70).convert("L").save(folder / "small_gray.png")
+    resized(0, 120, 90).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(np.asarray(resized(1, 100, 100).convert("L")).astype(np.uint16) * 200).save(folder / "deep16.png")
+    nifti = np.asarray(resized(2, 60, 80).convert("L"), np.float32)
+    nib.save(nib.Nifti1Image(nifti, np.diag([0.5, 0.7, 1.0, 1.0])), folder / "slice.nii.gz")
+    return ["demo", "wide", "small_gray", "rgba", "deep16", "slice"]
+
+
+@pytest.mark.slow
+def test_onnx_segment_without_torch_agrees_with_the_bundle(tmp_path, without_torch):
+    names = lesion_images(tmp_path / "in", tmp_path)
+    run([PY, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--input_dir", str(tmp_path / "in"),
+         "--output_dir", str(tmp_path / "torch"), "--num_workers", "0"])
+    onnx_segment("--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "onnx"), env=without_torch)
+
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted(p.name for p in (tmp_path / "torch").iterdir())
+    found = []
+    for name in names:
+        if name == "slice":
+            ours, theirs = nib.load(tmp_path / "onnx" / "slice_mask.nii.gz"), nib.load(tmp_path / "torch" / "slice_mask.nii.gz")
+            np.testing.assert_allclose(ours.affine, theirs.affine)
+            assert ours.get_data_dtype() == theirs.get_data_dtype()
+            ours, theirs = np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj)
+        else:
+            ours = np.asarray(Image.open(tmp_path / "onnx" / f"{name}_mask.png"))
+            theirs = np.asarray(Image.open(tmp_path / "torch" / f"{name}_mask.png"))
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, name
+        assert (ours == theirs).mean() >= 0.999, name
+        found.append((theirs > 0).mean())
+        overlays = [Image.open(tmp_path / d / f"{name}_overlay.png") for d in ("onnx", "torch")]
+        assert overlays[0].size == overlays[1].size and overlays[0].mode == overlays[1].mode
+    assert 0.02 < np.mean(found) < 0.9, "the demo model should find lesions in demo images"
+
+
+def test_onnx_segment_refuses_bad_inputs_as_the_bundle_does(tmp_path, without_torch):
+    broken = tmp_path / "in"
+    broken.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(broken / "fine.png")
+    (broken / "broken.png").write_bytes(b"not a png")
+    proc = onnx_segment("--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
+    assert proc.returncode == 1 and "broken.png: not a readable image" in proc.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written when an input is unreadable"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = onnx_segment("--input_dir", str(empty), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
+    assert proc.returncode == 1 and f"input_dir {empty}: no images" in proc.stderr
+    proc = onnx_segment("--input_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
+    assert proc.returncode == 1 and "no such folder" in proc.stderr
+
+    (broken / "broken.png").unlink()
+    proc = onnx_segment("--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), "--model", str(tmp_path / "none.onnx"),
+                        env=without_torch, check=False)
+    assert proc.returncode == 1 and "none.onnx: no such file" in proc.stderr
+    assert not (tmp_path / "out").exists()
