@@ -37,6 +37,8 @@ from networks import UltraLightVMUNet
 VARIANTS = ("compiled", "chunked", "sequential", "identity", "compiled-g1", "compiled-g2", "compiled-g8")
 BACKEND = {"compiled": "cpu", "sequential": "sequential", "compiled-g1": "cpu", "compiled-g2": "cpu", "compiled-g8": "cpu"}
 PVM_GROUPS = {"compiled-g1": 1, "compiled-g2": 2, "compiled-g8": 8}  # 4 for the others
+# --compile: the network and the floor in channels-last memory format, and under torch.compile
+COMPILE_VARIANTS = ("compiled+channels_last", "compiled+torch.compile", "identity+channels_last", "identity+torch.compile")
 
 
 @contextlib.contextmanager
@@ -52,11 +54,17 @@ def scan_of(variant: str) -> Iterator[None]:
 def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
     """One inference call and one training step of ``variant``, all variants from one seed."""
     torch.manual_seed(0)
-    net = UltraLightVMUNet(scan_backend=BACKEND.get(variant, "torch"), pvm_groups=PVM_GROUPS.get(variant, 4))
+    variant, _, mode = variant.partition("+")
+    eager = UltraLightVMUNet(scan_backend=BACKEND.get(variant, "torch"), pvm_groups=PVM_GROUPS.get(variant, 4))
     images = torch.rand(batch, 3, size, size) * 255
+    net = eager
+    if mode == "channels_last":
+        net, images = eager.to(memory_format=torch.channels_last), images.to(memory_format=torch.channels_last)
+    elif mode == "torch.compile":
+        net = torch.compile(eager, fullgraph=True)
     labels = (torch.rand(batch, 1, size, size) > 0.5).float()
     loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(eager.parameters(), lr=1e-3, weight_decay=1e-2)
 
     def infer() -> None:
         with scan_of(variant), torch.no_grad():
@@ -136,8 +144,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--rss-of", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="add channels-last and torch.compile rows (compiling takes minutes)")
+    parser.add_argument("--rss-of", choices=VARIANTS + COMPILE_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    variants = VARIANTS + COMPILE_VARIANTS if args.compile else VARIANTS
 
     if args.rss_of:
         calls = build(args.rss_of, args.batch, args.size)
@@ -147,18 +157,18 @@ def main() -> None:
         return
 
     # Before the models exist here: a child's ru_maxrss starts at its parent's size at fork.
-    peak_mb = {variant: peak_rss_mb(variant, args.batch, args.size) for variant in VARIANTS}
-    calls = {variant: build(variant, args.batch, args.size) for variant in VARIANTS}
+    peak_mb = {variant: peak_rss_mb(variant, args.batch, args.size) for variant in variants}
+    calls = {variant: build(variant, args.batch, args.size) for variant in variants}
     for variant in ("compiled", "chunked", "identity"):  # the loop scan would take minutes here
         calls[variant]["infer 3D"] = build_volume(variant)
     scans = build_scans(args.batch, args.size)
     for variant, scan_calls in scans.items():
         calls[variant].update(scan_calls)
     kinds = ("infer", "train", "infer 3D", "scans infer", "scans train")
-    times: Dict[str, Dict[str, list]] = {v: {k: [] for k in calls[v]} for v in VARIANTS}
+    times: Dict[str, Dict[str, list]] = {v: {k: [] for k in calls[v]} for v in variants}
     for round_ in range(args.repeats + 1):
         for kind in kinds:
-            for variant in VARIANTS:
+            for variant in variants:
                 if kind in calls[variant]:
                     elapsed = seconds(calls[variant][kind])
                     if round_ > 0:  # round 0 warms up
@@ -170,11 +180,11 @@ def main() -> None:
         f"UltraLight VM-UNet, float32, batch {args.batch}, 3x{args.size}x{args.size}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats}"
     )
-    print(f"{'scan':<12}{'infer s':>9}{'img/s':>8}{'train step s':>14}{'img/s':>8}{'peak RSS MB':>13}{'3D infer s':>12}")
-    for variant in VARIANTS:
+    print(f"{'scan':<24}{'infer s':>9}{'img/s':>8}{'train step s':>14}{'img/s':>8}{'peak RSS MB':>13}{'3D infer s':>12}")
+    for variant in variants:
         m = median[variant]
         print(
-            f"{variant:<12}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
+            f"{variant:<24}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
             f"{args.batch / m['train']:>8.1f}{peak_mb[variant]:>13.0f}{m.get('infer 3D', float('nan')):>12.3f}"
         )
     seq, floor = median["sequential"], median["identity"]
@@ -186,8 +196,15 @@ def main() -> None:
             f"the identity floor's time at inference, {ours['train'] / floor['train']:.2f}x per training step, "
             f"{ours['infer 3D'] / floor['infer 3D']:.2f}x on the 3D volume"
         )
+    if args.compile:
+        for variant in ("compiled+channels_last", "compiled+torch.compile", "identity+torch.compile"):
+            m = median[variant]
+            print(
+                f"{variant} takes {m['infer'] / floor['infer']:.2f}x the eager identity floor's time at inference, "
+                f"{m['train'] / floor['train']:.2f}x per training step"
+            )
     print(f"\nthe six scans of one forward pass alone, seconds (median, min-max of {args.repeats})")
-    print(f"{'scan':<12}{'inference':>26}{'forward+backward':>26}")
+    print(f"{'scan':<24}{'inference':>26}{'forward+backward':>26}")
     for variant in scans:
         cells = [f"{median[variant][k]:.4f} ({spread[variant][k][0]:.4f}-{spread[variant][k][1]:.4f})" for k in ("scans infer", "scans train")]
         print(f"{variant:<12}{cells[0]:>26}{cells[1]:>26}")
