@@ -9,6 +9,7 @@ at most a ``.partial-*`` file, never a truncated file under a final name.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -50,13 +51,11 @@ def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
 def remove_partial_files(folder: str | Path) -> list[Path]:
     """Deletes what killed writes left in ``folder`` (not recursive); returns the paths."""
     leftovers = sorted(Path(folder).glob(PARTIAL_PREFIX + "*"))
-    for path in leftovers:
+    for path in leftovers:  # another process (a DDP rank) may be removing them too
         if path.is_dir():
-            for child in path.iterdir():
-                child.unlink()
-            path.rmdir()
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink()
+            path.unlink(missing_ok=True)
     return leftovers
 
 
@@ -85,4 +84,4 @@ class MetricsSaver(_MonaiMetricsSaver):
             ) from error
         finally:
             self.save_dir = str(final)
-            remove_partial_files(final)
+            shutil.rmtree(staging, ignore_errors=True)

@@ -38,7 +38,7 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 def _remove_older_checkpoints(output_dir: str | Path, keep: Path) -> None:
     for path in Path(output_dir).glob("checkpoint_epoch=*.pt"):
         if _LATEST.fullmatch(path.name) and path != keep:
-            path.unlink()
+            path.unlink(missing_ok=True)  # DDP ranks all tidy up when they resume
             logger.debug("removed %s", path)
 
 

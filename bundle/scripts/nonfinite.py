@@ -73,6 +73,6 @@ class StopOnNonFinite:
         raise NonFiniteError(
             f"epoch {state.epoch}, iteration {iteration}/{state.epoch_length}: {what}. Likely causes: a learning_rate "
             f"too high (it is {self.optimizer.param_groups[0]['lr']:g}; the paper uses 0.001), or NaN or infinite "
-            "values in the images or labels. Nothing of this epoch was saved: output_dir keeps the last good "
-            "checkpoint, which the same command resumes from"
+            "values in the images or labels. Nothing of this epoch was saved: model.pt and "
+            "checkpoint_epoch=N.pt in output_dir, if any, hold the last good state"
         )

@@ -16,8 +16,8 @@ Each config's ``initialize`` list starts with ``$scripts.settings.check('<config
 
 The settings a user is meant to change are the keys under the line
 ``# ---- settings users override ----`` of each config, up to the next blank line, each with
-its meaning in the comment after it. ``python -m scripts.settings`` (from the bundle root)
-writes them as the table in ``docs/README.md``.
+its meaning in the comment after it. ``python -m scripts.settings_table`` (from the bundle
+root) writes them as the table in ``docs/README.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import inspect
 import logging
 import math
 import re
-import sys
 import tempfile
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -47,14 +46,12 @@ logger = logging.getLogger(__name__)
 
 BUNDLE_DIR = Path(__file__).resolve().parents[1]
 CONFIG_DIR = BUNDLE_DIR / "configs"
-README = BUNDLE_DIR / "docs" / "README.md"
+README = BUNDLE_DIR / "docs" / "README.md"  # holds the table of the documented settings
 SETTINGS_HEADER = "# ---- settings users override ----"
-# ids MONAI adds to a running config: the metadata, and what `--tracking mlflow` patches in
-MONAI_IDS = frozenset(
-    {"_meta_", "save_execute_config"}.union(*(s["configs"] for s in DEFAULT_EXP_MGMT_SETTINGS.values()))
-)
-TABLE_BEGIN = "<!-- settings table: written by `python -m scripts.settings`, do not edit -->"
-TABLE_END = "<!-- end of settings table -->"
+# ids MONAI adds to a running config: the metadata, and with `--tracking mlflow` its settings
+# (MONAI then always sets save_execute_config)
+META_ID = "_meta_"
+TRACKING_IDS = frozenset({"save_execute_config"}.union(*(s["configs"] for s in DEFAULT_EXP_MGMT_SETTINGS.values())))
 
 
 def config_names() -> list[str]:
@@ -85,11 +82,12 @@ def documented_settings(name: str) -> dict[str, tuple[str, str]]:
 
 
 def unknown_key_problems(given: set[str], configs: list[str]) -> list[str]:
-    """One line for each key of ``given`` that ``configs`` do not define."""
+    """One line for each key of ``given`` (a running config's) that ``configs`` do not define."""
     known = set().union(*(config_keys(name) for name in configs))
+    monai_ids = {META_ID} | (TRACKING_IDS if "save_execute_config" in given else set())
     where = " + ".join(f"configs/{name}.yaml" for name in configs)
     problems = []
-    for key in sorted(given - known - MONAI_IDS):
+    for key in sorted(given - known - monai_ids):
         elsewhere = [f"configs/{n}.yaml" for n in config_names() if n not in configs and key in config_keys(n)]
         if elsewhere:
             problems.append(f"{key}: not a setting of {where}, only of {', '.join(elsewhere)}; remove it")
@@ -263,38 +261,3 @@ def check(*configs: str) -> None:
     for datalist in _datalist_ids(config):
         config.get_parsed_content(datalist)
     logger.info("settings checked against %s", ", ".join(f"configs/{name}.yaml" for name in configs))
-
-
-def settings_table() -> str:
-    """The markdown table of every documented setting: meaning and default in each config."""
-    configs = [name for name in config_names() if documented_settings(name)]
-    documented = {name: documented_settings(name) for name in configs}
-    keys = list(dict.fromkeys(key for name in configs for key in documented[name]))
-    rows = [
-        ["setting", "meaning", *(f"`{name}.yaml`" for name in configs)],
-        ["---"] * (2 + len(configs)),
-    ]
-    for key in keys:
-        # one meaning per config where they differ (output_dir: what each config writes)
-        meaning = "; ".join(dict.fromkeys(documented[n][key][1] for n in configs if documented[n].get(key, ("", ""))[1]))
-        defaults = [f"`{documented[n][key][0]}`" if key in documented[n] else "-" for n in configs]
-        rows.append([f"`{key}`", meaning, *defaults])
-    return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n" for row in rows)
-
-
-def readme_with_table(readme: str) -> str:
-    """``readme`` with the text between the table markers replaced by :func:`settings_table`."""
-    begin, end = readme.index(TABLE_BEGIN) + len(TABLE_BEGIN), readme.index(TABLE_END)
-    return readme[:begin] + "\n\n" + settings_table() + "\n" + readme[end:]
-
-
-def main() -> int:
-    """Writes the settings table into docs/README.md."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    README.write_text(readme_with_table(README.read_text()))
-    logger.info("wrote the settings table of %s into %s", ", ".join(config_names()), README)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Training and inference that cannot go silently wrong: fault injection through the command line.
+
+Diverging training, a second run into a busy output_dir, kill -9 at random moments (fixed
+seed) and interrupted or failing writes, on the small generated demo set of test_bundle.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import networks
+from test_bundle import BUNDLE, INFER, PY, SMALL, SMALL_INFER, TRAIN, bundle, child_env, demo  # noqa: F401  (demo: fixture)
+
+sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
+from scripts.atomic import PARTIAL_PREFIX, remove_partial_files, write_atomically  # noqa: E402
+from scripts.errors import WriteError  # noqa: E402
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def train_command(demo: Path, out: Path, *extra: str) -> list[str]:
+    return [PY, "-m", "monai.bundle", "run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), *SMALL, *extra]
+
+
+def assert_output_dir_is_clean(out: Path) -> None:
+    """Every file loads with weights_only=True (the lock file and TensorBoard logs aside); no partial writes."""
+    files = [p for p in out.iterdir() if p.is_file() and p.name != ".lock"]
+    assert not [p for p in out.iterdir() if p.name.startswith(PARTIAL_PREFIX)]
+    for path in files:
+        assert path.suffix == ".pt", path
+        torch.load(path, weights_only=True)
+
+
+# ---- writes (in-process, fast) ----
+
+
+def test_a_failing_write_leaves_nothing_and_names_the_file(tmp_path):
+    target = tmp_path / "out" / "a_mask.png"
+
+    def disk_full(partial: Path) -> None:
+        partial.write_bytes(b"half a png")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(WriteError, match=r"a_mask.png: cannot write \(No space left on device\)"):
+        write_atomically(target, disk_full)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_kill_while_writing_keeps_the_previous_file(tmp_path):
+    """kill -9 in the middle of a write: the final name still holds the old, complete file."""
+    target = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(3)}, target)
+    writer = (
+        "import sys, time, torch\n"
+        "from scripts.atomic import write_atomically\n"
+        "def slow(partial):\n"
+        "    with open(partial, 'wb') as f:\n"
+        "        f.write(b'x' * 1000); f.flush(); time.sleep(60)\n"
+        f"write_atomically({str(target)!r}, slow)\n"
+    )
+    proc = subprocess.Popen([PY, "-c", writer], cwd=BUNDLE, env=child_env())
+    partial = tmp_path / (PARTIAL_PREFIX + "model.pt")
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial.exists(), "the writer never started"
+    torch.testing.assert_close(torch.load(target, weights_only=True)["w"], torch.ones(3))
+    assert remove_partial_files(tmp_path) == [partial] and not partial.exists()
+
+
+# ---- training through `python -m monai.bundle run` ----
+
+
+@pytest.mark.slow
+def test_diverging_training_stops_at_once_and_saves_nothing(demo, tmp_path):
+    out = tmp_path / "runs"
+    proc = subprocess.run(train_command(demo, out, "--num_epochs", "2", "--learning_rate", "1e6"),
+                          cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
+    line = last_line(proc.stderr)
+    assert proc.returncode != 0
+    assert line.startswith("error: epoch 1, iteration "), proc.stderr[-3000:]
+    assert "learning_rate too high (it is 1e+06" in line
+    assert not list(out.glob("*.pt")), "weights of a diverged run were saved"
+
+
+def nan_image(data: Path) -> None:
+    """Makes the first training case of the datalist an image full of NaN."""
+    datalist = json.loads((data / "datalist.json").read_text())
+    nib.save(nib.Nifti1Image(np.full((64, 64), np.nan, np.float32), np.eye(4)), data / "nan.nii.gz")
+    datalist["training"][0]["image"] = "nan.nii.gz"
+    (data / "datalist.json").write_text(json.dumps(datalist))
+
+
+@pytest.mark.slow
+def test_nan_mid_run_keeps_the_last_good_checkpoint_resumable(demo, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    original = (demo / "datalist.json").read_text()
+    for sub in ("images", "masks"):
+        (data / sub).symlink_to(demo / sub)
+    (data / "datalist.json").write_text(original)
+    out = tmp_path / "runs"
+    bundle("run", "training", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), *SMALL, "--num_epochs", "1")
+    good = {p.name: p.read_bytes() for p in out.glob("*.pt")}
+    assert set(good) == {"model.pt", "checkpoint_epoch=1.pt"}
+
+    nan_image(data)
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), *SMALL, "--num_epochs", "2", check=False)
+    assert proc.returncode != 0
+    assert last_line(proc.stderr).startswith("error: epoch 2, iteration "), proc.stderr[-3000:]
+    assert "the loss is nan" in last_line(proc.stderr)
+    assert {p.name: p.read_bytes() for p in out.glob("*.pt")} == good, "a non-finite state was written"
+
+    (data / "datalist.json").write_text(original)
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), *SMALL, "--num_epochs", "2")
+    assert "resuming from" in proc.stdout and "checkpoint_epoch=1.pt" in proc.stdout
+    assert sorted(p.name for p in out.glob("*.pt")) == ["checkpoint_epoch=2.pt", "model.pt"]
+    assert_output_dir_is_clean(out)
+
+
+@pytest.mark.slow
+def test_busy_output_dir_refused_and_kill_9_at_random_moments_then_resume(demo, tmp_path):
+    """One run per output_dir; a run killed at any moment (3 kills, seed 0) resumes and finishes."""
+    out = tmp_path / "runs"
+    command = train_command(demo, out, "--num_epochs", "4")
+    rng = random.Random(0)
+    kills = 0
+    while kills < 3:
+        log = (tmp_path / f"run{kills}.log").open("w")
+        proc = subprocess.Popen(command, cwd=BUNDLE, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+        deadline = time.monotonic() + 300
+        while not (out / ".lock").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if kills == 0:  # the lock is held: a second run into the same output_dir is refused
+            time.sleep(1)
+            second = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
+            assert second.returncode != 0
+            assert last_line(second.stderr).startswith(f"error: output_dir {out} is in use by another training run"), second.stderr[-2000:]
+        time.sleep(rng.uniform(0, 15))
+        if proc.poll() is not None:
+            break  # finished before the kill
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    # the stale lock of the killed run does not block; the same command finishes the job
+    final = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
+    checkpoints = sorted(p.name for p in out.glob("checkpoint_epoch=*.pt"))
+    assert checkpoints == ["checkpoint_epoch=4.pt"], "only the newest full state remains, across restarts"
+    assert_output_dir_is_clean(out)
+    state = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
+    assert state["trainer"]["epoch"] == 4 and state["trainer"]["iteration"] == 4 * state["trainer"]["epoch_length"]
+    networks.load_reference_weights(networks.UltraLightVMUNet(), out / "model.pt")
+
+
+@pytest.mark.slow
+def test_killed_inference_leaves_no_truncated_mask(demo, tmp_path):
+    out = tmp_path / "pred"
+    command = [PY, "-m", "monai.bundle", "run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(out), *SMALL_INFER]
+    proc = subprocess.Popen(command, cwd=BUNDLE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*.png"))) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = [p for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX)]
+    assert written, "inference wrote nothing before the kill"
+    for path in written:
+        with Image.open(path) as image:
+            image.load()  # a truncated PNG raises here
