@@ -136,38 +136,58 @@ def test_nan_mid_run_keeps_the_last_good_checkpoint_resumable(demo, tmp_path):
     assert_output_dir_is_clean(out)
 
 
+def wait_for(text: str, log: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before '{text}':\n{log.read_text()[-3000:]}"
+
+
 @pytest.mark.slow
-def test_busy_output_dir_refused_and_kill_9_at_random_moments_then_resume(demo, tmp_path):
-    """One run per output_dir; a run killed at any moment (3 kills, seed 0) resumes and finishes."""
+def test_a_second_run_into_a_busy_output_dir_is_refused(demo, tmp_path):
+    out, log = tmp_path / "runs", tmp_path / "first.log"
+    command = train_command(demo, out, "--num_epochs", "100")
+    with log.open("w") as stdout:
+        first = subprocess.Popen(command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1"))
+    try:
+        wait_for("Epoch: 1/100, Iter: 1/", log, first)
+        second = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
+        assert first.poll() is None, "the first run ended before the second one was refused"
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode != 0
+    assert last_line(second.stderr).startswith(f"error: output_dir {out} is in use by another training run"), second.stderr[-2000:]
+    assert "Loading dataset" not in second.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_the_same_command_resumes_and_finishes(demo, tmp_path):
+    """Kill k (k = 1, 2, 3) comes in epoch k, after a random iteration and a random delay
+    (seed 0): before any checkpoint exists, in an epoch, in validation or saving. Each
+    restart also finds the lock file of a killed run, which must not block it.
+    """
     out = tmp_path / "runs"
-    command = train_command(demo, out, "--num_epochs", "4")
+    epochs = 4
+    command = train_command(demo, out, "--num_epochs", str(epochs))
     rng = random.Random(0)
-    kills = 0
-    while kills < 3:
-        log = (tmp_path / f"run{kills}.log").open("w")
-        proc = subprocess.Popen(command, cwd=BUNDLE, stdout=log, stderr=subprocess.STDOUT, env=child_env())
-        deadline = time.monotonic() + 300
-        while not (out / ".lock").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if kills == 0:  # the lock is held: a second run into the same output_dir is refused
-            time.sleep(1)
-            second = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
-            assert second.returncode != 0
-            assert last_line(second.stderr).startswith(f"error: output_dir {out} is in use by another training run"), second.stderr[-2000:]
-        time.sleep(rng.uniform(0, 15))
-        if proc.poll() is not None:
-            break  # finished before the kill
+    for epoch in range(1, epochs):
+        log = tmp_path / f"run{epoch}.log"
+        with log.open("w") as stdout:
+            proc = subprocess.Popen(command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1"))
+        wait_for(f"Epoch: {epoch}/{epochs}, Iter: {rng.randint(1, 4)}/", log, proc)
+        time.sleep(rng.uniform(0, 1))
+        assert proc.poll() is None, f"the run ended before the kill:\n{log.read_text()[-3000:]}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
-    # the stale lock of the killed run does not block; the same command finishes the job
     final = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
+    assert "resuming from" in final.stdout
     checkpoints = sorted(p.name for p in out.glob("checkpoint_epoch=*.pt"))
-    assert checkpoints == ["checkpoint_epoch=4.pt"], "only the newest full state remains, across restarts"
+    assert checkpoints == [f"checkpoint_epoch={epochs}.pt"], "only the newest full state remains, across restarts"
     assert_output_dir_is_clean(out)
-    state = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
-    assert state["trainer"]["epoch"] == 4 and state["trainer"]["iteration"] == 4 * state["trainer"]["epoch_length"]
+    state = torch.load(out / f"checkpoint_epoch={epochs}.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == epochs * state["trainer"]["epoch_length"]
     networks.load_reference_weights(networks.UltraLightVMUNet(), out / "model.pt")
 
 

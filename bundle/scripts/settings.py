@@ -41,6 +41,7 @@ from monai.bundle.reference_resolver import ReferenceResolver
 from monai.bundle.utils import DEFAULT_EXP_MGMT_SETTINGS
 
 from .errors import SettingsError, report_errors_plainly
+from .nonfinite import non_finite_names
 
 logger = logging.getLogger(__name__)
 
@@ -187,18 +188,9 @@ def _ckpt_path(value: Any, config: ConfigParser) -> str | None:
         except ValueError as error:
             detail = " ".join(str(error).split("\n", 1)[-1].split())
             return f"does not fit the network (check num_classes and the network settings): {detail}"
-    tensors = [t for t in _tensors(weights) if t.is_floating_point()]
-    if not all(torch.isfinite(t).all() for t in tensors):
+    if non_finite_names(weights):
         return "holds NaN or infinite weights (saved by a run that diverged?); use another checkpoint"
     return None
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if isinstance(tree, dict):
-        return [t for v in tree.values() for t in _tensors(v)]
-    return []
 
 
 RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
