@@ -86,6 +86,31 @@ def test_kill_while_writing_keeps_the_previous_file(tmp_path):
     assert remove_partial_files(tmp_path) == [partial] and not partial.exists()
 
 
+def test_the_last_line_is_the_error_inside_monais_wrappers(capsys):
+    """MONAI wraps errors of config expressions and of transforms; the hook unwraps them."""
+    from scripts import errors
+
+    def raised(error: BaseException) -> BaseException:
+        try:
+            raise error
+        except BaseException as caught:
+            return caught
+
+    write_error = WriteError("out/a_mask.png: cannot write (No space left on device); choose another output_dir")
+    in_transform = RuntimeError("applying transform <SaveSegmentationd>")
+    in_transform.__cause__ = raised(write_error)
+    in_config = RuntimeError("Failed to evaluate ConfigExpression: \n$@evaluator.run()")
+    in_config.__cause__ = raised(in_transform)
+    errors._excepthook(RuntimeError, raised(in_config), None)
+    assert capsys.readouterr().err == f"error: {write_error}\n"  # a BundleError: its message alone
+
+    plain = RuntimeError("Failed to evaluate ConfigExpression: $x")
+    plain.__cause__ = raised(KeyError("no such key"))
+    errors._excepthook(RuntimeError, raised(plain), None)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1] == "KeyError: 'no such key'"
+
+
 # ---- training through `python -m monai.bundle run` ----
 
 

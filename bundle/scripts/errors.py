@@ -1,8 +1,9 @@
 """Errors a user can fix (a setting, a file, a folder), and how a run that stops on one ends.
 
 MONAI evaluates the configs' expressions inside ``try: ... except Exception as e: raise
-RuntimeError("Failed to evaluate ConfigExpression ...") from e``, so without help the last
-line of a failed ``python -m monai.bundle run`` names MONAI's wrapper and not the problem.
+RuntimeError("Failed to evaluate ConfigExpression ...") from e`` (and applies transforms
+likewise), so without help the last line of a failed ``python -m monai.bundle run`` names
+MONAI's wrapper and not the problem.
 :func:`report_errors_plainly` installs an exception hook that skips those wrappers: a
 :class:`BundleError` ends the run with its message alone (one line per problem, no
 traceback), any other error with the traceback of the real error, whose message is then the
@@ -15,8 +16,9 @@ import sys
 import traceback
 from types import TracebackType
 
-# messages of the RuntimeErrors that monai.bundle raises `from` the real error
-_MONAI_WRAPPERS = ("Failed to evaluate", "Failed to instantiate")
+# messages of the RuntimeErrors that MONAI raises `from` the real error: monai.bundle's, and
+# monai.transforms.apply_transform's (a writer failing inside a Compose, say)
+_MONAI_WRAPPERS = ("Failed to evaluate", "Failed to instantiate", "applying transform")
 
 
 class BundleError(Exception):
