@@ -1,13 +1,15 @@
 """Every key a user gives the bundle is used or refused, and bad values stop a run at once.
 
-Each refused command is a `python -m monai.bundle run ...` subprocess, as a user types it;
-its exit status and the LAST line of its stderr are checked. The subprocesses only get as
-far as the configs' `initialize` check, so they run two at a time (a few seconds each).
+Each refused command goes through monai.bundle's own command line (`fire`, as
+`python -m monai.bundle run` parses it) in this process, and the bundle's exception hook
+must print the problem as the last line; a few of them also run as real processes, whose
+exit status and last stderr line are checked. All stop at the configs' `initialize` check.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -15,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import fire
+import monai.bundle
 import pytest
 import torch
 import yaml
@@ -130,55 +134,93 @@ REFUSED = {
 }
 
 
-@pytest.fixture(scope="module")
-def refused(files, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """Runs every REFUSED command, two at a time: name -> (the finished process, its output_dir)."""
+def command(name: str, files: dict[str, Path], out: Path) -> list[str]:
+    """The arguments after `python -m monai.bundle run` of the REFUSED case ``name``."""
+    config, extra, _, _ = REFUSED[name]
     names = {k: str(v) for k, v in files.items()}
-
-    def start(name: str) -> tuple[subprocess.CompletedProcess, Path]:
-        config, extra, _, _ = REFUSED[name]
-        out = tmp_path_factory.mktemp(name) / "out"
-        args = [a.format(**names) for a in [*config, *data_args(config, files), "--output_dir", str(out), *extra]]
-        return bundle("run", *args, check=False), out
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(REFUSED, pool.map(start, REFUSED)))
+    return [a.format(**names) for a in [*config, *data_args(config, files), "--output_dir", str(out), *extra]]
 
 
-@pytest.mark.slow
+def expected_start(name: str, files: dict[str, Path]) -> str:
+    return REFUSED[name][2].format(**{k: str(v) for k, v in files.items()})
+
+
 @pytest.mark.parametrize("name", list(REFUSED))
-def test_refused_with_the_key_and_the_fix_on_the_last_line(refused, files, name):
+def test_refused_with_the_key_and_the_fix_on_the_last_line(files, name, tmp_path, monkeypatch, capsys):
+    """Each case in this process, through monai.bundle's command line (`fire`, as
+    `python -m monai.bundle` parses it) and the bundle's exception hook; the subprocess test
+    below checks the same for a real process and its exit status."""
     if name == "device_unavailable" and torch.cuda.device_count() > 7:
         pytest.skip("this machine has a cuda:7")
-    proc, out = refused[name]
-    _, _, start, also = REFUSED[name]
-    line = last_line(proc.stderr)
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    assert line.startswith(start.format(**{k: str(v) for k, v in files.items()})), proc.stderr[-3000:]
-    assert also in line
-    assert "Loading dataset" not in proc.stderr + proc.stdout, "data were read before the check"
+    monkeypatch.chdir(BUNDLE)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the check installs the bundle's; put back after
+    out = tmp_path / "out"
+    # `run initialize`: the configs' check and nothing more, should a case wrongly pass it
+    with pytest.raises(Exception) as raised:
+        fire.Fire({"run": monai.bundle.run}, command=["run", "initialize", *command(name, files, out), "--logging_file", "False"])
+    capsys.readouterr()
+    sys.excepthook(raised.type, raised.value, raised.tb)
+    output = capsys.readouterr()
+    line = last_line(output.err)
+    assert line.startswith(expected_start(name, files)), output.err[-3000:]
+    assert REFUSED[name][3] in line
+    assert "Loading dataset" not in output.err, "data were read before the check"
     assert not out.exists(), "the refused run wrote into output_dir"
 
 
 @pytest.mark.slow
-def test_every_documented_setting_and_nested_overrides_are_accepted(files, tmp_path):
-    """`run initialize` runs the configs' check and nothing else."""
-    for config, name in ((TRAIN, "train"), (EVALUATE, "evaluate"), (INFER, "inference"), (MULTI, "multi_gpu_train")):
-        documented = settings.documented_settings("train" if name == "multi_gpu_train" else name)
-        values = {
-            "dataset_dir": str(files["demo"]), "output_dir": str(tmp_path / name), "input_dir": str(files["demo"] / "images"),
-            "spatial_size": "64", "num_workers": "0", "num_epochs": "2", "device": "cpu",
-            "ckpt_path": "None" if name in ("train", "multi_gpu_train") else str(BUNDLE / "models" / "model.pt"),
-        }
-        args = [item for key in documented for item in (f"--{key}", values.get(key, documented[key][0]))]
-        nested = {
-            "train": ["--train#trainer#max_epochs", "2", "--optimizer#weight_decay", "0", "--network_def#channels", "[8,16,24,32,48,64]"],
-            "evaluate": ["--dataloader#shuffle", "False"],  # its network_def is a macro of train.yaml's
-            "inference": ["--network_def#channels", "[8,16,24,32,48,64]"],
-            "multi_gpu_train": ["--train#trainer#max_epochs", "2", "--validate#dataloader#num_workers", "0"],
-        }[name]
-        # one DDP process of one, as torchrun would set it up
-        ddp = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-        proc = bundle("run", "initialize", *config, *args, *nested, check=False, env=child_env(**ddp) if config == MULTI else None)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "settings checked" in proc.stdout
+def test_refused_processes_exit_non_zero_with_the_problem_last(files, tmp_path):
+    """A few cases as real `python -m monai.bundle run` processes (two at a time)."""
+    names = ["typo", "ddp_configs", "spatial_size", "device_unavailable", "ckpt_does_not_fit", "extra_config_file"]
+    if torch.cuda.device_count() > 7:
+        names.remove("device_unavailable")
+
+    def start(name: str) -> subprocess.CompletedProcess:
+        return bundle("run", "training", *command(name, files, tmp_path / name), check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for name, proc in zip(names, pool.map(start, names)):
+            assert proc.returncode == 1, (name, proc.stderr[-3000:])
+            assert last_line(proc.stderr).startswith(expected_start(name, files)), (name, proc.stderr[-3000:])
+            assert "Traceback" not in proc.stderr, "a settings error is reported without a traceback"
+            assert "Loading dataset" not in proc.stderr + proc.stdout and not (tmp_path / name).exists()
+
+
+ACCEPTED = {
+    "train": (TRAIN, ["--train#trainer#max_epochs", "2", "--optimizer#weight_decay", "0", "--network_def#channels", "[8,16,24,32,48,64]"]),
+    "evaluate": (EVALUATE, ["--dataloader#shuffle", "False"]),  # its network_def is a macro of train.yaml's
+    "inference": (INFER, ["--network_def#channels", "[8,16,24,32,48,64]"]),
+    "multi_gpu_train": (MULTI, ["--train#trainer#max_epochs", "2", "--validate#dataloader#num_workers", "0"]),
+}
+
+
+def accepted_command(name: str, files: dict[str, Path], out: Path) -> list[str]:
+    """`run initialize` (the configs' check and nothing more) with every documented setting and nested overrides."""
+    config, nested = ACCEPTED[name]
+    documented = settings.documented_settings("train" if name == "multi_gpu_train" else name)
+    values = {
+        "dataset_dir": str(files["demo"]), "output_dir": str(out), "input_dir": str(files["demo"] / "images"),
+        "spatial_size": "64", "num_workers": "0", "num_epochs": "2", "device": "cpu",
+        "ckpt_path": "None" if name in ("train", "multi_gpu_train") else str(BUNDLE / "models" / "model.pt"),
+    }
+    args = [item for key in documented for item in (f"--{key}", values.get(key, documented[key][0]))]
+    return ["run", "initialize", *config, *args, *nested]
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "inference"])
+def test_every_documented_setting_and_nested_overrides_are_accepted(files, name, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(BUNDLE)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    command = accepted_command(name, files, tmp_path / "out") + ["--logging_file", "False"]  # keep pytest's logging
+    with caplog.at_level(logging.INFO, logger="scripts.settings"):
+        fire.Fire({"run": monai.bundle.run}, command=command)
+    assert f"settings checked against configs/{name}.yaml" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_ddp_configs_accept_every_documented_setting(files, tmp_path):
+    """The two configs of the DDP command, as one process of one (the environment torchrun sets)."""
+    ddp = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    proc = bundle(*accepted_command("multi_gpu_train", files, tmp_path / "out"), check=False, env=child_env(**ddp))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "settings checked against configs/train.yaml, configs/multi_gpu_train.yaml" in proc.stdout
