@@ -129,7 +129,7 @@ REFUSED = {
     "output_dir_inference": (INFER, ["--output_dir", "{a_file}"], "error: output_dir {a_file}: {a_file} is a file", ""),
     "ckpt_missing": (EVALUATE, ["--ckpt_path", "{empty}/model.pt"], "error: ckpt_path {empty}/model.pt: no such file", ""),
     "ckpt_garbage": (INFER, ["--ckpt_path", "{garbage_pt}"], "error: ckpt_path {garbage_pt}: cannot be read as weights", ""),
-    "ckpt_does_not_fit": (INFER, ["--num_classes", "3"], "error: ckpt_path ", "does not fit the network (check num_classes"),
+    "ckpt_does_not_fit": (INFER, ["--num_classes", "3"], "error: ckpt_path ", "does not fit the network (check num_classes and pvm_groups)"),
     "ckpt_not_finite": (TRAIN, ["--ckpt_path", "{nan_pt}"], "error: ckpt_path {nan_pt}: holds NaN or infinite weights", ""),
 }
 

@@ -19,10 +19,11 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
-from .atomic import remove_partial_files, write_atomically
-from .nonfinite import require_finite
-
 from networks import load_reference_weights
+
+from .atomic import remove_partial_files, write_atomically
+from .errors import SettingsError
+from .nonfinite import require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,12 @@ def resume_if_possible(trainer: Engine, output_dir: str | Path, full_state: dict
     logger.info("resuming from %s", path)
     # the network's part now, so that a checkpoint of another configuration (e.g. pvm_groups)
     # stops the run with the loader's clear error rather than a shape traceback at the start
-    load_reference_weights(full_state["model"], path)
+    try:
+        load_reference_weights(full_state["model"], path)
+    except ValueError as error:
+        raise SettingsError(
+            f"{' '.join(str(error).split())}\nresume with the settings {path.name} was trained with, or choose another output_dir"
+        ) from error
     CheckpointLoader(load_path=str(path), load_dict=full_state, map_location="cpu").attach(trainer)
     return path
 

@@ -187,7 +187,7 @@ def _ckpt_path(value: Any, config: ConfigParser) -> str | None:
             load_reference_weights(copy.deepcopy(config.get_parsed_content("network_def")), weights)
         except ValueError as error:
             detail = " ".join(str(error).split("\n", 1)[-1].split())
-            return f"does not fit the network (check num_classes and the network settings): {detail}"
+            return f"does not fit the network (check num_classes and pvm_groups): {detail}"
     if non_finite_names(weights):
         return "holds NaN or infinite weights (saved by a run that diverged?); use another checkpoint"
     return None
