@@ -4,6 +4,6 @@ The network itself is imported as the top-level package ``networks``: in the rep
 is the installed project, in a standalone bundle the copy vendored at the bundle root.
 """
 
-from . import checkpoints, datalist, image_io, writers
+from . import atomic, checkpoints, datalist, errors, image_io, nonfinite, output_lock, settings, writers
 
-__all__ = ["checkpoints", "datalist", "image_io", "writers"]
+__all__ = ["atomic", "checkpoints", "datalist", "errors", "image_io", "nonfinite", "output_lock", "settings", "writers"]

@@ -1,20 +1,32 @@
-"""Resuming training from the latest full-state checkpoint in ``output_dir``."""
+"""The files a training run keeps in ``output_dir``: best weights, the latest full state, resuming.
+
+Both savers write through :func:`scripts.atomic.write_atomically` and refuse non-finite
+weights, so a run killed at any moment (even while it writes) leaves complete files, and
+the same command resumes it. Only the newest ``checkpoint_epoch=N.pt`` is kept, across
+restarts too. MONAI's ``CheckpointSaver`` writes in place and deletes the previous file
+before it writes the next one, so a kill between the two would leave nothing to resume from.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from ignite.engine import Engine
-from monai.handlers import CheckpointLoader, CheckpointSaver
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
 
 from networks import load_reference_weights
 
+from .atomic import remove_partial_files, write_atomically
+from .errors import SettingsError
+from .nonfinite import require_finite
+
 logger = logging.getLogger(__name__)
 
-# CheckpointSaver(save_interval=1) names its files checkpoint_epoch=<N>.pt
 _LATEST = re.compile(r"checkpoint_epoch=(\d+)\.pt")
 
 
@@ -24,37 +36,97 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _remove_older_checkpoints(output_dir: str | Path, keep: Path) -> None:
+    for path in Path(output_dir).glob("checkpoint_epoch=*.pt"):
+        if _LATEST.fullmatch(path.name) and path != keep:
+            path.unlink(missing_ok=True)  # DDP ranks all tidy up when they resume
+            logger.debug("removed %s", path)
+
+
 def resume_if_possible(trainer: Engine, output_dir: str | Path, full_state: dict[str, Any]) -> Path | None:
     """Makes ``trainer`` restore ``full_state`` from the latest checkpoint when it starts.
 
-    The trainer then continues with the epoch after the saved one, up to its own
-    ``max_epochs``. Returns the checkpoint used, or None for a fresh start.
+    Files left by a killed run (partial writes, an older checkpoint) are removed first. The
+    trainer then continues with the epoch after the saved one, up to its own ``max_epochs``.
+    Returns the checkpoint used, or None for a fresh start.
     """
+    for leftover in remove_partial_files(output_dir) if Path(output_dir).is_dir() else []:
+        logger.info("removed %s, left by an interrupted run", leftover)
     path = latest_checkpoint(output_dir)
     if path is None:
         logger.info("no checkpoint_epoch=*.pt in %s: training from the start", output_dir)
         return None
+    _remove_older_checkpoints(output_dir, keep=path)
     logger.info("resuming from %s", path)
     # the network's part now, so that a checkpoint of another configuration (e.g. pvm_groups)
     # stops the run with the loader's clear error rather than a shape traceback at the start
-    load_reference_weights(full_state["model"], path)
+    try:
+        load_reference_weights(full_state["model"], path)
+    except ValueError as error:
+        raise SettingsError(
+            f"{' '.join(str(error).split())}\nresume with the settings {path.name} was trained with, or choose another output_dir"
+        ) from error
     CheckpointLoader(load_path=str(path), load_dict=full_state, map_location="cpu").attach(trainer)
     return path
 
 
-class BestMetricState:
-    """The best-DSC record of a CheckpointSaver, as a state dict for the full-state checkpoint.
+class LatestStateSaver:
+    """Writes ``save_dict``'s states to ``save_dir/checkpoint_epoch=N.pt`` after every epoch.
 
-    Without it a resumed run would overwrite model.pt at its first validation even when that
-    is worse than the best score before the restart.
+    The previous checkpoint is removed only once the new one is complete.
+
+    Args:
+        save_dir: the training's output_dir.
+        save_dict: name -> object with ``state_dict()`` (network, optimiser, trainer, ...);
+            the ``model`` entry must hold finite weights.
     """
 
-    def __init__(self, saver: CheckpointSaver) -> None:
-        self.saver = saver
+    def __init__(self, save_dir: str | Path, save_dict: dict[str, Any]) -> None:
+        self.save_dir = Path(save_dir)
+        self.save_dict = save_dict
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, trainer: Engine) -> None:
+        state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        require_finite(state, f"the full state of epoch {trainer.state.epoch}")
+        path = self.save_dir / f"checkpoint_epoch={trainer.state.epoch}.pt"
+        write_atomically(path, lambda partial: torch.save(state, partial))
+        _remove_older_checkpoints(self.save_dir, keep=path)
+        logger.debug("saved %s", path)
+
+
+class BestWeightsSaver:
+    """Writes the network's weights (a plain state dict) to ``save_dir/filename`` whenever the
+    evaluator's ``metric_name`` beats its best so far.
+
+    Its ``state_dict`` (the best score and epoch) travels in the full-state checkpoint, so a
+    resumed run does not overwrite better weights saved before the restart.
+    """
+
+    def __init__(self, save_dir: str | Path, network: torch.nn.Module, metric_name: str, filename: str = "model.pt") -> None:
+        self.path = Path(save_dir) / filename
+        self.network = network
+        self.metric_name = metric_name
+        self.best_metric = -math.inf
+        self.best_epoch = 0
+
+    def attach(self, evaluator: Engine) -> None:
+        evaluator.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, evaluator: Engine) -> None:
+        score = float(evaluator.state.metrics[self.metric_name])
+        if not score > self.best_metric:
+            return
+        weights = self.network.state_dict()
+        require_finite(weights, f"the weights of epoch {evaluator.state.epoch}")
+        write_atomically(self.path, lambda partial: torch.save(weights, partial))
+        self.best_metric, self.best_epoch = score, evaluator.state.epoch
+        logger.info("new best %s %.4f at epoch %d: saved %s", self.metric_name, score, self.best_epoch, self.path)
 
     def state_dict(self) -> dict[str, Any]:
-        # CheckpointSaver exposes load_state_dict but no state_dict for its key-metric record
-        return self.saver._key_metric_checkpoint.state_dict()  # type: ignore[union-attr]
+        return {"best_metric": self.best_metric, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.saver.load_state_dict(state)
+        self.best_metric, self.best_epoch = float(state["best_metric"]), int(state["best_epoch"])

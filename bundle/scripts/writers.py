@@ -14,6 +14,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from PIL import Image
 
+from .atomic import write_atomically
 from .image_io import is_nifti, stem
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def overlay(image: np.ndarray, prediction: np.ndarray, label: np.ndarray | None 
 class SaveSegmentationd(MapTransform):
     """Writes ``<stem>_mask.png`` (or ``.nii.gz``) and ``<stem>_overlay.png`` for each prediction.
 
+    Each file appears under its name only once complete (:func:`scripts.atomic.write_atomically`).
+
     PNG masks are uint8, 0/255 when binary, class indices otherwise. A NIfTI source gives a
     uint8 NIfTI mask of label values (0/1 when binary) with the source's affine and shape.
     Raster images are read as (C, H, W) (``PILReader(reverse_indexing=False)``), so arrays go
@@ -78,12 +81,11 @@ class SaveSegmentationd(MapTransform):
         image = data[self.image_key]
         source = str(image.meta["filename_or_obj"])
         label = label_map(data[self.label_key]) if self.label_key else None
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         for key in self.key_iterator(dict(data)):
             prediction = label_map(data[key])
             self._write_mask(source, prediction)
-            picture = overlay(np.asarray(image.detach().cpu()), prediction, label)
-            Image.fromarray(picture).save(self.output_dir / f"{stem(source)}_overlay.png")
+            picture = Image.fromarray(overlay(np.asarray(image.detach().cpu()), prediction, label))
+            write_atomically(self.output_dir / f"{stem(source)}_overlay.png", picture.save)
         return data
 
     def _write_mask(self, source: str, mask: np.ndarray) -> None:
@@ -94,9 +96,8 @@ class SaveSegmentationd(MapTransform):
             else:  # evaluation at the network's resolution
                 out = nib.Nifti1Image(mask, np.eye(4))
             out.set_data_dtype(np.uint8)
-            path = self.output_dir / f"{stem(source)}_mask.nii.gz"
-            nib.save(out, str(path))
+            path = write_atomically(self.output_dir / f"{stem(source)}_mask.nii.gz", lambda p: nib.save(out, str(p)))
         else:
-            path = self.output_dir / f"{stem(source)}_mask.png"
-            Image.fromarray(mask * 255 if self.binary else mask).save(path)
+            picture = Image.fromarray(mask * 255 if self.binary else mask)
+            path = write_atomically(self.output_dir / f"{stem(source)}_mask.png", picture.save)
         logger.debug("wrote %s", path)

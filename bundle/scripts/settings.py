@@ -1,0 +1,255 @@
+"""The settings of each bundle config, and the check that runs before anything else.
+
+Each config's ``initialize`` list starts with ``$scripts.settings.check('<config>')``
+(``initialize`` is what ``python -m monai.bundle run`` evaluates before the run itself):
+
+1. every top-level key of the running config must be one the named configs define
+   (``configs/<config>.yaml``). A key typed on the command line, in an ``--args_file`` or in
+   an extra config file that they do not define stops the run with the closest known keys,
+   or with the config that does define it. Keys are read from the configs themselves, so a
+   key added to a config is accepted at once. Nested overrides (``--train#trainer#max_epochs``)
+   of a key the config defines pass, as do the ids MONAI's experiment tracking adds.
+2. the values of the settings in :data:`RULES` are checked (types, ranges, the device, the
+   folders, the checkpoint), every problem named with its key and the fix.
+3. every ``datalist`` of the config (the lists of files) is built, so a missing split or
+   file stops the run before any image is read.
+
+The settings a user is meant to change are the keys under the line
+``# ---- settings users override ----`` of each config, up to the next blank line, each with
+its meaning in the comment after it. ``python -m scripts.settings_table`` (from the bundle
+root) writes them as the table in ``docs/README.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import logging
+import math
+import re
+import tempfile
+from collections.abc import Callable
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from monai.bundle import ConfigParser
+from monai.bundle.reference_resolver import ReferenceResolver
+from monai.bundle.utils import DEFAULT_EXP_MGMT_SETTINGS
+
+from .errors import SettingsError, report_errors_plainly
+from .nonfinite import non_finite_names
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_DIR = Path(__file__).resolve().parents[1]
+CONFIG_DIR = BUNDLE_DIR / "configs"
+README = BUNDLE_DIR / "docs" / "README.md"  # holds the table of the documented settings
+SETTINGS_HEADER = "# ---- settings users override ----"
+# ids MONAI adds to a running config: the metadata, and with `--tracking mlflow` its settings
+# (MONAI then always sets save_execute_config)
+META_ID = "_meta_"
+TRACKING_IDS = frozenset({"save_execute_config"}.union(*(s["configs"] for s in DEFAULT_EXP_MGMT_SETTINGS.values())))
+
+
+def config_names() -> list[str]:
+    """The bundle's configs, e.g. ``['evaluate', 'inference', 'multi_gpu_train', 'train']``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def config_keys(name: str) -> set[str]:
+    """The top-level keys ``configs/<name>.yaml`` defines (``train#sampler`` counts as ``train``)."""
+    content = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text()) or {}
+    return {ReferenceResolver.split_id(str(key))[0] for key in content}
+
+
+def documented_settings(name: str) -> dict[str, tuple[str, str]]:
+    """The settings block of ``configs/<name>.yaml``: key -> (default as written, meaning)."""
+    lines = (CONFIG_DIR / f"{name}.yaml").read_text().splitlines()
+    if SETTINGS_HEADER not in lines:
+        return {}
+    settings = {}
+    for line in lines[lines.index(SETTINGS_HEADER) + 1 :]:
+        if not line.strip():
+            break
+        # `key: value  # meaning`; a '#' inside a value (an id) has no space before it
+        match = re.fullmatch(r"(\w+):\s*(.*?)\s*(?:\s#\s*(.*))?", line)
+        if match:
+            settings[match[1]] = (match[2], match[3] or "")
+    return settings
+
+
+def unknown_key_problems(given: set[str], configs: list[str]) -> list[str]:
+    """One line for each key of ``given`` (a running config's) that ``configs`` do not define."""
+    known = set().union(*(config_keys(name) for name in configs))
+    monai_ids = {META_ID} | (TRACKING_IDS if "save_execute_config" in given else set())
+    where = " + ".join(f"configs/{name}.yaml" for name in configs)
+    problems = []
+    for key in sorted(given - known - monai_ids):
+        elsewhere = [f"configs/{n}.yaml" for n in config_names() if n not in configs and key in config_keys(n)]
+        if elsewhere:
+            problems.append(f"{key}: not a setting of {where}, only of {', '.join(elsewhere)}; remove it")
+            continue
+        close = difflib.get_close_matches(key, sorted(known - {"imports"}), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"the settings are listed in {README.relative_to(BUNDLE_DIR)}"
+        problems.append(f"{key}: no such setting in {where}; {hint}")
+    return problems
+
+
+# ---- value rules: (value, the running config) -> a problem, or None ----
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _positive_int(example: int) -> Callable[[Any, ConfigParser], str | None]:
+    def rule(value: Any, _: ConfigParser) -> str | None:
+        return None if _is_int(value) and value > 0 else f"must be a positive integer, e.g. {example}"
+
+    return rule
+
+
+def _spatial_size(value: Any, _: ConfigParser) -> str | None:
+    if _is_int(value) and value > 0 and value % 32 == 0:
+        return None
+    return "must be a positive multiple of 32 (the network halves the image 5 times), e.g. 256"
+
+
+def _num_classes(value: Any, _: ConfigParser) -> str | None:
+    if _is_int(value) and value > 0:
+        return None
+    return "must be 1 (binary lesion masks, sigmoid) or the number of classes including background (softmax)"
+
+
+def _num_workers(value: Any, _: ConfigParser) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be 0 (load in the main process) or a positive integer"
+
+
+def _learning_rate(value: Any, _: ConfigParser) -> str | None:
+    if isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return None
+    return "must be a positive number, e.g. 0.001"
+
+
+def _val_interval(value: Any, config: ConfigParser) -> str | None:
+    if not (_is_int(value) and value > 0):
+        return "must be a positive integer, e.g. 1"
+    num_epochs = config.get_parsed_content("num_epochs") if "num_epochs" in config else None
+    if _is_int(num_epochs) and 0 < num_epochs < value:
+        return f"is above num_epochs {num_epochs}: no validation would run and model.pt would never be written"
+    return None
+
+
+def _device(value: Any, _: ConfigParser) -> str | None:
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        return "is not a device name; use cpu, cuda, cuda:N or mps"
+    try:
+        torch.empty(1, device=device)
+    except (AssertionError, RuntimeError) as error:  # torch's messages for devices it lacks
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"is not available on this machine ({reason}); use --device cpu"
+    return None
+
+
+def _output_dir(value: Any, _: ConfigParser) -> str | None:
+    folder = Path(str(value))
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder; choose another output_dir"
+    try:  # what counts is whether a file can be made there, whoever we run as
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{existing} is not writable ({error.strerror}); choose another output_dir"
+    return None
+
+
+def _ckpt_path(value: Any, config: ConfigParser) -> str | None:
+    if value in (None, ""):
+        return None
+    from networks import load_reference_weights  # the network package, as the configs import it
+
+    path = Path(str(value))
+    if not path.is_file():
+        return "no such file; give the weights to start from (model.pt of a run, or the reference release's)"
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch names what it could not read
+        return f"cannot be read as weights ({type(error).__name__}: {str(error).splitlines()[0]})"
+    if "network_def" in config:
+        try:
+            load_reference_weights(copy.deepcopy(config.get_parsed_content("network_def")), weights)
+        except ValueError as error:
+            detail = " ".join(str(error).split("\n", 1)[-1].split())
+            return f"does not fit the network (check num_classes and pvm_groups): {detail}"
+    if non_finite_names(weights):
+        return "holds NaN or infinite weights (saved by a run that diverged?); use another checkpoint"
+    return None
+
+
+RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
+    "spatial_size": _spatial_size,
+    "num_classes": _num_classes,
+    "batch_size": _positive_int(8),
+    "num_epochs": _positive_int(300),
+    "learning_rate": _learning_rate,
+    "val_interval": _val_interval,
+    "num_workers": _num_workers,
+    "device": _device,
+    "output_dir": _output_dir,
+    "ckpt_path": _ckpt_path,
+}
+
+
+def _running_config() -> ConfigParser:
+    """The ConfigParser evaluating the current expression.
+
+    MONAI hands an expression no handle to its config, and only the running config shows
+    which keys the command line, an args file or an extra config file added.
+    """
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, ConfigParser):
+            return owner
+        frame = frame.f_back
+    raise RuntimeError("scripts.settings.check is meant to run from a bundle config's `initialize` list")
+
+
+def _datalist_ids(config: ConfigParser) -> list[str]:
+    """``datalist`` ids at the top level and one level down (``train#datalist``)."""
+    content = config.get()
+    ids = ["datalist"] if "datalist" in content else []
+    ids += [f"{key}{ReferenceResolver.sep}datalist" for key, value in content.items() if isinstance(value, dict) and "datalist" in value]
+    return ids
+
+
+def check(*configs: str) -> None:
+    """Checks the running config against ``configs/<configs>.yaml`` before anything runs.
+
+    Raises:
+        SettingsError: one line per unknown key, else one line per bad value (naming the key
+            and the fix), else the error of the first datalist that cannot be built.
+    """
+    report_errors_plainly()
+    config = _running_config()
+    problems = unknown_key_problems(set(config.get()), list(configs))
+    if problems:
+        raise SettingsError("\n".join(problems))
+    for key, rule in RULES.items():
+        if key in config:
+            value = config.get_parsed_content(key)
+            problem = rule(value, config)
+            if problem:
+                problems.append(f"{key} {value}: {problem}")
+    if problems:
+        raise SettingsError("\n".join(problems))
+    for datalist in _datalist_ids(config):
+        config.get_parsed_content(datalist)
+    logger.info("settings checked against %s", ", ".join(f"configs/{name}.yaml" for name in configs))

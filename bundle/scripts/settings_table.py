@@ -1,0 +1,59 @@
+"""Writes the table of every documented setting into the bundle's README.
+
+    python -m scripts.settings_table     # from the bundle root
+
+The table is made from the configs' settings blocks (:func:`scripts.settings.documented_settings`):
+one row per setting with its meaning (the comment after the key) and its default in each
+config, ``-`` where a config does not have it. A test keeps the README and the configs in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import yaml
+
+from .settings import README, config_names, documented_settings
+
+logger = logging.getLogger(__name__)
+
+TABLE_BEGIN = "<!-- settings table: written by `python -m scripts.settings_table`, do not edit -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def _shown(raw: str) -> str:
+    """A default as the user would type it: quotes that YAML needs removed."""
+    value = yaml.safe_load(raw)
+    return f"`{value if isinstance(value, str) else raw}`"
+
+
+def settings_table() -> str:
+    """The markdown table of every documented setting, the config with most settings first."""
+    documented = {name: documented_settings(name) for name in config_names()}
+    configs = sorted((n for n in documented if documented[n]), key=lambda n: -len(documented[n]))
+    keys = list(dict.fromkeys(key for name in configs for key in documented[name]))
+    rows = [["setting", "meaning", *(f"`{name}.yaml`" for name in configs)], ["---"] * (2 + len(configs))]
+    for key in keys:
+        # one meaning per config where they differ (output_dir: what each config writes)
+        meanings = (documented[n][key][1] for n in configs if key in documented[n] and documented[n][key][1])
+        defaults = [_shown(documented[n][key][0]) if key in documented[n] else "-" for n in configs]
+        rows.append([f"`{key}`", "; ".join(dict.fromkeys(meanings)), *defaults])
+    return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n" for row in rows)
+
+
+def readme_with_table(readme: str) -> str:
+    """``readme`` with the text between the table markers replaced by :func:`settings_table`."""
+    begin, end = readme.index(TABLE_BEGIN) + len(TABLE_BEGIN), readme.index(TABLE_END)
+    return readme[:begin] + "\n\n" + settings_table() + "\n" + readme[end:]
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    README.write_text(readme_with_table(README.read_text()))
+    logger.info("wrote the settings table into %s", README)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
