@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,8 +108,8 @@ def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
     proc = bundle("run", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "3", *SMALL)
     log = proc.stdout + proc.stderr
     assert "resuming from" in log and "checkpoint_epoch=2.pt" in log
-    assert "Epoch: 3/3, Iter: 1/" in log
-    assert "Epoch: 1/3" not in log and "Epoch: 2/3" not in log, "the resumed run trained from scratch"
+    assert "epoch 3/3: train_loss" in log
+    assert "epoch 1/3" not in log and "epoch 2/3" not in log, "the resumed run trained from scratch"
     state = torch.load(out / "checkpoint_epoch=3.pt", weights_only=True)
     iterations_per_epoch = state["trainer"]["epoch_length"]
     assert state["trainer"]["iteration"] == 3 * iterations_per_epoch
@@ -249,7 +250,7 @@ def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
     log = proc.stdout + proc.stderr
     assert "val_dsc" in log
     # 14 training cases over 2 ranks of batch 4: 2 iterations per epoch and rank
-    assert "Epoch: 1/1, Iter: 2/2" in log
+    assert re.search(r"epoch 1/1: train_loss [0-9.]+ over 2 iterations", log)
     assert (out / "model.pt").is_file() and (out / "checkpoint_epoch=1.pt").is_file()
     writers = {p.name.split(".")[-2] for p in (out / "tensorboard").glob("events.*")}  # process ids
     assert len(writers) == 1, "only rank 0 writes TensorBoard logs"
