@@ -9,6 +9,7 @@ from typing import Any
 import nibabel as nib
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from PIL import Image
 
@@ -111,3 +112,19 @@ class As2DChannelsd(MapTransform):
         elif channels != self.num_channels:
             raise ValueError(f"{source}: {channels} channels, cannot make {self.num_channels}")
         return image.float()
+
+
+class KeepFileNamed(MapTransform):
+    """Drops an image's metadata and transform trace except the name of its file.
+
+    Images of different formats (PNG, JPEG, NIfTI: different metadata keys) then share a
+    batch, and collating and splitting batches stays cheap. Nothing after it may need the
+    rest (``Invertd`` does; the bundle's inference resizes back from the source file instead).
+    """
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            d[key] = MetaTensor(torch.as_tensor(image), meta={"filename_or_obj": image.meta["filename_or_obj"]})
+        return d
