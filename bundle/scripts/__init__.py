@@ -4,6 +4,6 @@ The network itself is imported as the top-level package ``networks``: in the rep
 is the installed project, in a standalone bundle the copy vendored at the bundle root.
 """
 
-from . import caching, checkpoints, console, datalist, image_io, resampling, writers
+from . import background, caching, checkpoints, console, datalist, image_io, inferers, resampling, writers
 
-__all__ = ["caching", "checkpoints", "console", "datalist", "image_io", "resampling", "writers"]
+__all__ = ["background", "caching", "checkpoints", "console", "datalist", "image_io", "inferers", "resampling", "writers"]

@@ -68,11 +68,12 @@ def overlay_size(shape: tuple[int, ...], max_size: int) -> tuple[int, int]:
 def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """The picture under the contours, (H, W, 3) uint8 at ``size`` = (H, W).
 
-    8-bit raster sources are read again, decoded at a reduced scale where the format allows
-    (a 1024 px overlay of an 8000 px JPEG decodes 2000 px); 16-bit, float and NIfTI sources
-    show the network's input (scaled to [0, 255] per image), resized.
+    Overlays larger than the network's input are read again from 8-bit raster sources,
+    decoded at a reduced scale where the format allows (a 1024 px overlay of an 8000 px JPEG
+    decodes 2000 px). Otherwise, and for 16-bit, float and NIfTI sources, the picture is the
+    network's input (min-max scaled to [0, 255] per image), resized.
     """
-    if not is_nifti(source):
+    if max(size) > max(network_input.shape[1:]) and not is_nifti(source):
         with Image.open(source) as image:
             image.draft(None, (size[1], size[0]))
             image = pil_to_supported_mode(image)
