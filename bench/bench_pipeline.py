@@ -120,8 +120,12 @@ def bare_step_seconds(parser, repeats: int) -> list[float]:
 
 
 def augmentation_costs(parser, cases: int = 24) -> dict[str, float]:
-    """Milliseconds per case of each augmentation transform, on preprocessed cases, one thread."""
+    """Milliseconds per case of each augmentation transform, on preprocessed cases, one thread,
+    without metadata (as train.yaml runs them)."""
+    from monai.data import set_track_meta
     from monai.transforms import Compose
+
+    set_track_meta(False)
 
     load = Compose(parser.get_parsed_content("load_transforms"))
     items = [load(dict(item)) for item in parser.get_parsed_content("train#datalist")[:cases]]
