@@ -10,6 +10,9 @@ Run from the repository root; every run happens in temporary folders. Sections:
   wall time against iterations x the bare training step (forward, loss, backward, AdamW of
   the bundle's own network, loss and optimiser on one fixed batch), for ``num_workers`` 2
   and 0. The bare step is timed before and after the epochs; the median of both counts.
+- ``preprocess``: the deterministic preprocessing of ``--large-count`` generated 4000x3000
+  JPEGs with PNG masks through train.yaml's cached dataset, in this process: the first pass
+  decodes and writes ``cache_dir``, the second reads it.
 - ``cache``: two starts of ``python -m monai.bundle run training`` (1 epoch) over
   ``--large-count`` generated 4000x3000 JPEGs with PNG masks: the first decodes and fills
   ``cache_dir``, the second reads it.
@@ -46,7 +49,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundle"
-SECTIONS = ("training", "cache", "inference", "large", "demo")
+SECTIONS = ("training", "preprocess", "cache", "inference", "large", "demo")
 
 
 def bundle_parser(config: str, **overrides):
@@ -203,14 +206,43 @@ def timed_command(command: list[str], cwd: Path) -> tuple[float, str]:
     return elapsed, proc.stdout + proc.stderr
 
 
-def section_cache(work: Path, count: int) -> list[str]:
+def large_set(work: Path, count: int) -> tuple[Path, float]:
+    """``count`` 4000x3000 JPEGs with masks and their datalist (10 % validation), made once."""
     data = work / "large_set"
+    if (data / "datalist.json").is_file():
+        return data, 0.0
     started = time.perf_counter()
     paths = make_large(data, count, 4000, 3000, with_masks=True)
-    generated = time.perf_counter() - started
     cases = [{"image": f"images/{p.name}", "label": f"masks/{p.stem}.png"} for p in paths]
     held_out = max(1, count // 10)
     (data / "datalist.json").write_text(json.dumps({"training": cases[held_out:], "validation": cases[:held_out], "test": []}))
+    return data, time.perf_counter() - started
+
+
+def section_preprocess(work: Path, count: int) -> list[str]:
+    from monai.data import Dataset, PersistentDataset, set_track_meta
+    from monai.transforms import Compose
+
+    data, generated = large_set(work, count)
+    parser = bundle_parser("train.yaml", dataset_dir=str(data), output_dir=str(work / "preprocess_run"))
+    set_track_meta(False)  # as train.yaml trains
+    items = parser.get_parsed_content("train#datalist") + parser.get_parsed_content("validate#datalist")
+    transform = Compose(parser.get_parsed_content("load_transforms"))
+    cached = PersistentDataset(items, transform, cache_dir=parser.get_parsed_content("cache_dir"),
+                               hash_func=parser.get_parsed_content("cache_key"))
+    passes = {"no cache (decode every time)": Dataset(items, transform), "first (decode, write cache_dir)": cached,
+              "second (read cache_dir)": cached}
+    lines = [f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate), train.yaml's load_transforms, "
+             "one process", "| pass | s | ms per case |", "| --- | --- | --- |"]
+    for name, dataset in passes.items():
+        wall = seconds(lambda: [dataset[i] for i in range(len(dataset))])
+        lines.append(f"| {name} | {wall:.1f} | {1e3 * wall / len(items):.0f} |")
+    return lines
+
+
+def section_cache(work: Path, count: int) -> list[str]:
+    data, generated = large_set(work, count)
+    held_out = max(1, count // 10)
     command = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", "configs/train.yaml",
                "--dataset_dir", str(data), "--output_dir", str(work / "large_run"), "--num_epochs", "1"]
     lines = [f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate); "
@@ -338,7 +370,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per num_workers setting")
     parser.add_argument("--repeats", type=int, default=5, help="bare training steps before and after the epochs")
     parser.add_argument("--rounds", type=int, default=3, help="inference rounds")
-    parser.add_argument("--large-count", type=int, default=500, help="4000x3000 JPEGs of the cache section")
+    parser.add_argument("--large-count", type=int, default=500, help="4000x3000 JPEGs of the preprocess and cache sections")
     parser.add_argument("--demo-images", type=int, default=200, help="256x256 cases of the training and inference sections")
     parser.add_argument("--large-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,6 +391,7 @@ def main() -> None:
         demo = make_demo(work / "demo", args.demo_images) if {"training", "inference"} & set(sections) else None
         runners = {
             "training": lambda: section_training(demo, work, args.epochs, args.repeats),
+            "preprocess": lambda: section_preprocess(work, args.large_count),
             "cache": lambda: section_cache(work, args.large_count),
             "inference": lambda: section_inference(demo, work, args.rounds),
             "large": lambda: section_large(work),
