@@ -264,6 +264,9 @@ def section_cache(work: Path, count: int) -> list[str]:
 
 
 def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
+    from monai.data import set_track_meta
+
+    set_track_meta(True)  # the training section, run before in this process, turned it off
     images = demo / "images"
     count = len(list(images.iterdir()))
     parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"))
