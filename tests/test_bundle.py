@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,10 @@ def test_training_saves_best_weights_full_state_and_logs(demo, trained):
     expected_lr = 1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 2 / 50)) / 2
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(expected_lr)
     assert "val_dsc" in log and "train_loss" in log
+    # a log sent to a pipe: one line per epoch, no per-iteration lines, no progress-bar redraws
+    assert len(re.findall(r"epoch \d/2: train_loss [0-9.]+ over 4 iterations", log)) == 2
+    assert "Iter:" not in log and "\r" not in log and "it/s" not in log
+    assert len(list((out / "cache").glob("*.pt"))) == 16, "one cached case per training and validation case"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags: set[str] = set()
@@ -104,17 +109,19 @@ def test_training_saves_best_weights_full_state_and_logs(demo, trained):
 def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
     out = tmp_path / "train"
     shutil.copytree(trained[0], out)
+    cached = sorted((out / "cache").iterdir())
     # `run` without an id must train too (model-zoo tools call it so)
     proc = bundle("run", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "3", *SMALL)
     log = proc.stdout + proc.stderr
     assert "resuming from" in log and "checkpoint_epoch=2.pt" in log
-    assert "Epoch: 3/3, Iter: 1/" in log
-    assert "Epoch: 1/3" not in log and "Epoch: 2/3" not in log, "the resumed run trained from scratch"
+    assert "epoch 3/3: train_loss" in log
+    assert "epoch 1/3" not in log and "epoch 2/3" not in log, "the resumed run trained from scratch"
     state = torch.load(out / "checkpoint_epoch=3.pt", weights_only=True)
     iterations_per_epoch = state["trainer"]["epoch_length"]
     assert state["trainer"]["iteration"] == 3 * iterations_per_epoch
     # Adam's step count carried over: 3 epochs of updates, not 1
     assert all(s["step"] == 3 * iterations_per_epoch for s in state["optimizer"]["state"].values())
+    assert sorted((out / "cache").iterdir()) == cached, "the second start read the cached cases"
 
 
 def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
@@ -186,6 +193,18 @@ def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
         assert read_png(out / f"{name}_overlay.png").shape[:2] == shape[:2]
 
 
+def test_inference_on_a_large_photo_writes_a_full_size_mask_and_a_bounded_overlay(demo, trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = Image.open(sorted((demo / "images").glob("*.png"))[0])
+    source.resize((2000, 1500), Image.Resampling.BILINEAR).save(folder / "photo.jpg", quality=90)
+    out = tmp_path / "out"
+    bundle("run", *INFER, "--input_dir", str(folder), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    mask = read_png(out / "photo_mask.png")
+    assert mask.shape == (1500, 2000) and set(np.unique(mask)) <= {0, 255}
+    assert read_png(out / "photo_overlay.png").shape == (768, 1024, 3)
+
+
 def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     weights = ["--ckpt_path", str(trained[0] / "model.pt")]
     broken = tmp_path / "in"
@@ -250,7 +269,7 @@ def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
     log = proc.stdout + proc.stderr
     assert "val_dsc" in log
     # 14 training cases over 2 ranks of batch 4: 2 iterations per epoch and rank
-    assert "Epoch: 1/1, Iter: 2/2" in log
+    assert re.search(r"epoch 1/1: train_loss [0-9.]+ over 2 iterations", log)
     assert (out / "model.pt").is_file() and (out / "checkpoint_epoch=1.pt").is_file()
     writers = {p.name.split(".")[-2] for p in (out / "tensorboard").glob("events.*")}  # process ids
     assert len(writers) == 1, "only rank 0 writes TensorBoard logs"

@@ -4,6 +4,36 @@ The network itself is imported as the top-level package ``networks``: in the rep
 is the installed project, in a standalone bundle the copy vendored at the bundle root.
 """
 
-from . import atomic, checkpoints, datalist, errors, image_io, nonfinite, output_lock, settings, writers
+from . import (
+    atomic,
+    background,
+    caching,
+    checkpoints,
+    console,
+    datalist,
+    errors,
+    image_io,
+    inferers,
+    nonfinite,
+    output_lock,
+    resampling,
+    settings,
+    writers,
+)
 
-__all__ = ["atomic", "checkpoints", "datalist", "errors", "image_io", "nonfinite", "output_lock", "settings", "writers"]
+__all__ = [
+    "atomic",
+    "background",
+    "caching",
+    "checkpoints",
+    "console",
+    "datalist",
+    "errors",
+    "image_io",
+    "inferers",
+    "nonfinite",
+    "output_lock",
+    "resampling",
+    "settings",
+    "writers",
+]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform
+from PIL import Image
 
 # listing and checking input files needs neither torch nor MONAI (scripts/onnx_segment.py)
 from .image_files import (
@@ -22,9 +26,55 @@ from .image_files import (
 )
 
 __all__ = [
-    "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "check_readable", "image_suffix", "is_nifti",
-    "list_images", "pil_to_supported_mode", "stem",
+    "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "ShrinkOnLoad", "check_readable", "image_suffix", "is_nifti",
+    "list_images", "pil_to_supported_mode", "shrink_on_load", "source_size", "stem",
 ]
+
+
+# modes Image.reduce averages correctly (16-bit and float images are left at full size)
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def shrink_on_load(image: Image.Image, min_size: int) -> Image.Image:
+    """Decodes no more pixels of a lazily opened ``image`` than a ``min_size`` result needs.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, ``Image.draft``); another 8-bit
+    image is box-averaged by an integer factor (``Image.reduce``). Either way both sides stay
+    at least ``min_size`` pixels, and smaller images pass unchanged. An 8000x6000 photo for a
+    256 px input becomes 1000x750 without the full image ever being held in memory.
+    """
+    image.draft(None, (min_size, min_size))  # JPEG only; a no-op for other formats
+    image = pil_to_supported_mode(image)
+    factor = min(image.width // min_size, image.height // min_size)
+    if factor > 1 and image.mode in _REDUCIBLE_MODES:
+        image = image.reduce(factor)
+    return image
+
+
+class ShrinkOnLoad:
+    """``PILReader`` converter: :func:`shrink_on_load`, then modes as :func:`pil_to_supported_mode`.
+
+    The network sees a box-filtered (anti-aliased) image instead of one resized from full
+    size with bilinear sampling alone; training, evaluation and inference all read through it.
+
+    Args:
+        min_size: the smallest side to keep, the network's ``spatial_size``.
+    """
+
+    def __init__(self, min_size: int) -> None:
+        self.min_size = int(min_size)
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return shrink_on_load(image, self.min_size)
+
+
+def source_size(path: str | Path) -> tuple[int, ...]:
+    """The spatial shape of the image in ``path`` as the readers give it, from its header alone:
+    (H, W) for raster images (read as (C, H, W)), the data shape for NIfTI."""
+    if is_nifti(path):
+        return tuple(nib.load(str(path)).shape)
+    with Image.open(path) as image:
+        return image.height, image.width
 
 
 class As2DChannelsd(MapTransform):
@@ -62,3 +112,19 @@ class As2DChannelsd(MapTransform):
         elif channels != self.num_channels:
             raise ValueError(f"{source}: {channels} channels, cannot make {self.num_channels}")
         return image.float()
+
+
+class KeepFileNamed(MapTransform):
+    """Drops an image's metadata and transform trace except the name of its file.
+
+    Images of different formats (PNG, JPEG, NIfTI: different metadata keys) then share a
+    batch, and collating and splitting batches stays cheap. Nothing after it may need the
+    rest (``Invertd`` does; the bundle's inference resizes back from the source file instead).
+    """
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            d[key] = MetaTensor(torch.as_tensor(image), meta={"filename_or_obj": image.meta["filename_or_obj"]})
+        return d

@@ -1,0 +1,76 @@
+"""Predictions back at the size of the source image, without full-size float arrays.
+
+A 256 x 256 probability map of an 8000 x 6000 photo resized at once would take 192 MB per
+channel as float32 (and MONAI's ``Invertd`` also inverts the image: 576 MB more). Here the
+map is widened once (256 rows x 8000 columns) and then interpolated and thresholded in
+strips of rows straight into the uint8 label image, the only full-size array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+from .image_io import source_size
+
+ROWS_PER_STRIP = 256
+
+
+def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], binary: bool = True) -> np.ndarray:
+    """(C, h, w) probabilities -> (H, W) uint8 labels at ``size`` = (H, W).
+
+    The probabilities are resized bilinearly with the sampling of
+    ``F.interpolate(mode="bilinear", align_corners=False)`` (what MONAI's ``Resize`` and
+    ``Invertd`` use), then thresholded at 0.5 (``binary``, one channel) or reduced by argmax.
+
+    Example::
+
+        labels = probabilities_to_labels(torch.rand(1, 256, 256), (6000, 8000))  # (6000, 8000) uint8
+    """
+    channels, h, _ = probabilities.shape
+    height, width = int(size[0]), int(size[1])
+    # columns first: (C, h, W) is small; equal heights make interpolate copy the rows exactly
+    wide = F.interpolate(probabilities.detach().float().cpu()[None], size=(h, width), mode="bilinear", align_corners=False)[0]
+    labels = np.empty((height, width), np.uint8)
+    scale = h / height
+    for top in range(0, height, ROWS_PER_STRIP):
+        rows = torch.arange(top, min(top + ROWS_PER_STRIP, height), dtype=torch.float64)
+        source = ((rows + 0.5) * scale - 0.5).clamp(min=0)  # the source row of each output row
+        below = source.long().clamp(max=h - 1)
+        above = (below + 1).clamp(max=h - 1)
+        weight = (source - below).float()[:, None]
+        strip = torch.lerp(wide[:, below], wide[:, above], weight)  # (C, rows, W)
+        labels[top : top + len(rows)] = (strip[0] > 0.5).numpy() if binary else strip.argmax(0).numpy()
+    return labels
+
+
+class SourceSizeLabelsd(MapTransform):
+    """Probabilities of the network's input size -> uint8 labels (1, H, W) at the source image's size.
+
+    The source is ``meta["filename_or_obj"]`` of ``data[image_key]``; its size comes from the
+    file's header, since the readers may have decoded it at a reduced scale. A NIfTI source
+    stored as X x Y x 1 gives labels of X x Y (the writer restores its shape).
+
+    Args:
+        keys: the probability maps, (C, h, w).
+        image_key: the loaded image, whose metadata names the source file.
+        binary: threshold at 0.5 (one channel) instead of argmax.
+    """
+
+    def __init__(self, keys: KeysCollection, image_key: str = "image", binary: bool = True) -> None:
+        super().__init__(keys)
+        self.image_key = image_key
+        self.binary = binary
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        size = source_size(d[self.image_key].meta["filename_or_obj"])[:2]
+        for key in self.key_iterator(d):
+            d[key] = torch.from_numpy(probabilities_to_labels(d[key], size, self.binary))[None]
+        return d
