@@ -32,7 +32,6 @@ PARITY_FIXTURE = REPO / "tests" / "data" / "ulvmunet_parity_seed2024.pt"
 PY = sys.executable
 TORCHRUN = str(Path(PY).with_name("torchrun"))
 SMALL = ["--spatial_size", "64", "--batch_size", "4", "--num_workers", "0"]
-SMALL_INFER = ["--spatial_size", "64", "--num_workers", "0"]  # inference.yaml has no batch_size
 TRAIN = ["--config_file", "configs/train.yaml"]
 EVALUATE = ["--config_file", "configs/evaluate.yaml"]
 INFER = ["--config_file", "configs/inference.yaml"]
@@ -178,7 +177,7 @@ def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
     source = read_png(sorted((demo / "images").glob("*.png"))[0])
     expected = write_odd_images(tmp_path / "in", source)
     out = tmp_path / "out"
-    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL_INFER)
+    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
     for name, shape in expected.items():
         if name in ("slice", "slab"):
             image = nib.load(out / f"{name}_mask.nii.gz")
@@ -236,7 +235,7 @@ def test_reference_checkpoint_through_ckpt_path(demo, tmp_path):
     for path in sorted((demo / "images").glob("*.png"))[:2]:
         shutil.copy(path, images)
     out = tmp_path / "out"
-    bundle("run", *INFER, "--input_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(tmp_path / "reference.pt"), *SMALL_INFER)
+    bundle("run", *INFER, "--input_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(tmp_path / "reference.pt"), *SMALL)
 
     net = networks.load_reference_weights(networks.UltraLightVMUNet(), tmp_path / "reference.pt").eval()
     for path in sorted(images.iterdir()):
@@ -288,7 +287,7 @@ def test_num_classes_above_one_trains_evaluates_and_infers(demo, tmp_path):
     out = tmp_path / "out"
     bundle("run", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), "--num_epochs", "1", "--num_classes", "3", *SMALL)
     assert torch.load(out / "model.pt", weights_only=True)["final.weight"].shape[0] == 3
-    common = ["--ckpt_path", str(out / "model.pt"), "--num_classes", "3", *SMALL_INFER]
+    common = ["--ckpt_path", str(out / "model.pt"), "--num_classes", "3", *SMALL]
     bundle("run", *EVALUATE, "--dataset_dir", str(data), "--output_dir", str(tmp_path / "eval"), *common)
     with open(tmp_path / "eval" / "metrics.csv") as f:
         assert 0 <= float(dict(csv.reader(f))["dsc"]) <= 1
@@ -372,5 +371,5 @@ def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
     standalone = [PY, "-S", "-m", "monai.bundle", "run"]
     out = tmp_path / "out"
     run([*standalone, "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL], cwd=root, env=env)
-    run([*standalone, *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *SMALL_INFER], cwd=root, env=env)
+    run([*standalone, *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *SMALL], cwd=root, env=env)
     assert len(list((tmp_path / "pred").glob("*_mask.png"))) == 20
