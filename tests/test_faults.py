@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import networks
-from test_bundle import BUNDLE, INFER, PY, SMALL, SMALL_INFER, TRAIN, bundle, child_env, demo  # noqa: F401  (demo: fixture)
+from test_bundle import BUNDLE, INFER, PY, SMALL, TRAIN, bundle, child_env, demo  # noqa: F401  (demo: fixture)
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
 from scripts.atomic import PARTIAL_PREFIX, remove_partial_files, write_atomically  # noqa: E402
@@ -219,7 +219,7 @@ def test_kill_9_at_random_moments_then_the_same_command_resumes_and_finishes(dem
 @pytest.mark.slow
 def test_killed_inference_leaves_no_truncated_mask(demo, tmp_path):
     out = tmp_path / "pred"
-    command = [PY, "-m", "monai.bundle", "run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(out), *SMALL_INFER]
+    command = [PY, "-m", "monai.bundle", "run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(out), *SMALL]
     proc = subprocess.Popen(command, cwd=BUNDLE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     deadline = time.monotonic() + 300
     while len(list(out.glob("*.png"))) < 5 and proc.poll() is None and time.monotonic() < deadline:
