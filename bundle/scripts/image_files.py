@@ -1,11 +1,13 @@
-"""Finding and checking input images: plain Python, Pillow and nibabel, no torch or MONAI, so
-that the ONNX segmenter (scripts/onnx_segment.py) lists and refuses files as the bundle does."""
+"""Finding and checking input images, and outlining labels for overlays: plain Python, NumPy,
+Pillow and nibabel, no torch or MONAI, so that the ONNX segmenter (scripts/onnx_segment.py)
+lists, refuses and outlines as the bundle does."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -88,3 +90,17 @@ def list_images(input_dir: str | Path) -> list[dict[str, str]]:
         check_readable(path)
     logger.info("%d images in %s", len(files), folder)
     return [{"image": str(path)} for path in files]
+
+
+def contour(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
+    """Foreground pixels with a 4-neighbour of another label, grown to ``thickness`` pixels
+    (the overlays' outlines)."""
+    edge = np.zeros(labels.shape, bool)
+    padded = np.pad(labels, 1, mode="edge")
+    for dx, dy in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        edge |= padded[dx : dx + labels.shape[0], dy : dy + labels.shape[1]] != labels
+    edge &= labels > 0
+    for _ in range(thickness - 1):
+        grown = np.pad(edge, 1)
+        edge = edge | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+    return edge

@@ -33,7 +33,7 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
-from image_files import is_nifti, list_images, pil_to_supported_mode, stem  # scripts/, beside this file
+from image_files import contour, is_nifti, list_images, pil_to_supported_mode, stem  # scripts/, beside this file
 
 logger = logging.getLogger("onnx_segment")
 
@@ -94,20 +94,6 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
         return 1 / (1 + np.exp(-logits))
     shifted = np.exp(logits - logits.max(0, keepdims=True))
     return shifted / shifted.sum(0, keepdims=True)
-
-
-def contour(labels: np.ndarray, thickness: int) -> np.ndarray:
-    """Foreground pixels with a 4-neighbour of another label, grown to ``thickness`` pixels
-    (the bundle's overlay)."""
-    edge = np.zeros(labels.shape, bool)
-    padded = np.pad(labels, 1, mode="edge")
-    for dx, dy in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        edge |= padded[dx : dx + labels.shape[0], dy : dy + labels.shape[1]] != labels
-    edge &= labels > 0
-    for _ in range(thickness - 1):
-        grown = np.pad(edge, 1)
-        edge = edge | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
-    return edge
 
 
 class Segmenter:

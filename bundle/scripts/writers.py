@@ -15,6 +15,7 @@ from monai.transforms import MapTransform
 from PIL import Image
 
 from .atomic import write_atomically
+from .image_files import contour
 from .image_io import is_nifti, pil_to_supported_mode, stem
 
 logger = logging.getLogger(__name__)
@@ -30,19 +31,6 @@ def label_map(segmentation: torch.Tensor | np.ndarray) -> np.ndarray:
     """(C, X, Y) one-hot or (1, X, Y) labels -> (X, Y) integer labels."""
     array = np.asarray(segmentation.detach().cpu() if isinstance(segmentation, torch.Tensor) else segmentation)
     return (array.argmax(0) if array.shape[0] > 1 else array[0]).astype(np.uint8)
-
-
-def contour(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
-    """Foreground pixels with a 4-neighbour of another label, grown to ``thickness`` pixels."""
-    edge = np.zeros(labels.shape, bool)
-    padded = np.pad(labels, 1, mode="edge")
-    for dx, dy in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        edge |= padded[dx : dx + labels.shape[0], dy : dy + labels.shape[1]] != labels
-    edge &= labels > 0
-    for _ in range(thickness - 1):
-        grown = np.pad(edge, 1)
-        edge = edge | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
-    return edge
 
 
 def overlay(picture: np.ndarray, prediction: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
