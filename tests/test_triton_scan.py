@@ -4,7 +4,7 @@ they run in Triton's interpreter on CPU tensors (see ``triton_interpreter``)."""
 
 import pytest
 import torch
-from triton_interpreter import ON_GPU  # sets TRITON_INTERPRET=1 without a GPU, before Triton loads
+from triton_interpreter import ON_GPU  # Triton's interpreter, made fast enough, without a GPU
 
 pytest.importorskip("triton", reason="the Triton scan needs the triton package (extra 'triton')")
 

@@ -1,20 +1,16 @@
 """Lets the Triton scan's tests run on a CPU, in Triton's interpreter.
 
-Without a CUDA GPU the tests set ``TRITON_INTERPRET=1`` (before the kernels are defined), so
-the very kernels a GPU compiles run as NumPy code. The interpreter runs ``tl.associative_scan``
+Without a CUDA GPU ``conftest.py`` sets ``TRITON_INTERPRET=1`` before anything imports Triton,
+so the very kernels a GPU compiles run as NumPy code. The interpreter runs ``tl.associative_scan``
 one element at a time in Python (half a millisecond each: minutes for one small network); here
 it runs as a Hillis-Steele scan, log2(n) calls of the kernel's own combine function on whole
 arrays, which gives the same prefix results up to float rounding.
 """
 
-import os
-
 import numpy as np
 import torch
 
 ON_GPU = torch.cuda.is_available()
-if not ON_GPU:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _doubling_scan(self, inputs):

@@ -80,7 +80,7 @@ def check_backend(backend: str) -> None:
             "scan_backend='triton' needs a CUDA GPU and the triton package (it comes with CUDA builds of "
             "PyTorch; on a CPU only the interpreter runs it: TRITON_INTERPRET=1); scan_backend='auto' runs anywhere"
         )
-    if backend in ("auto", "triton") and (triton_available() or triton_interpreting()):
+    if backend == "triton" or (backend == "auto" and triton_available()):
         _scan_function("triton")  # imported now, not first inside a torch.compile trace
 
 
