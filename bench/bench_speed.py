@@ -145,9 +145,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="add channels-last and torch.compile rows (compiling takes minutes)")
+    parser.add_argument("--variants", help="comma-separated rows to run (default: all); e.g. compiled,identity with --compile")
     parser.add_argument("--rss-of", choices=VARIANTS + COMPILE_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     variants = VARIANTS + COMPILE_VARIANTS if args.compile else VARIANTS
+    if args.variants:
+        chosen = args.variants.split(",")
+        unknown = sorted(set(chosen) - set(variants))
+        if unknown:
+            parser.error(f"--variants: unknown {unknown}; choose from {', '.join(variants)}")
+        variants = tuple(v for v in variants if v in chosen or v.partition("+")[0] in chosen and "+" in v)
 
     if args.rss_of:
         calls = build(args.rss_of, args.batch, args.size)
@@ -159,9 +166,9 @@ def main() -> None:
     # Before the models exist here: a child's ru_maxrss starts at its parent's size at fork.
     peak_mb = {variant: peak_rss_mb(variant, args.batch, args.size) for variant in variants}
     calls = {variant: build(variant, args.batch, args.size) for variant in variants}
-    for variant in ("compiled", "chunked", "identity"):  # the loop scan would take minutes here
+    for variant in {"compiled", "chunked", "identity"}.intersection(variants):  # the loop scan would take minutes here
         calls[variant]["infer 3D"] = build_volume(variant)
-    scans = build_scans(args.batch, args.size)
+    scans = {v: c for v, c in build_scans(args.batch, args.size).items() if v in variants}
     for variant, scan_calls in scans.items():
         calls[variant].update(scan_calls)
     kinds = ("infer", "train", "infer 3D", "scans infer", "scans train")
@@ -187,32 +194,37 @@ def main() -> None:
             f"{variant:<24}{m['infer']:>9.3f}{args.batch / m['infer']:>8.1f}{m['train']:>14.3f}"
             f"{args.batch / m['train']:>8.1f}{peak_mb[variant]:>13.0f}{m.get('infer 3D', float('nan')):>12.3f}"
         )
-    seq, floor = median["sequential"], median["identity"]
-    for variant in ("compiled", "chunked"):
+    floor = median.get("identity")
+    for variant in {"compiled", "chunked"}.intersection(variants):
         ours = median[variant]
-        print(
-            f"{variant} is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
-            f"{seq['train'] / ours['train']:.2f}x per training step; it takes {ours['infer'] / floor['infer']:.2f}x "
-            f"the identity floor's time at inference, {ours['train'] / floor['train']:.2f}x per training step, "
-            f"{ours['infer 3D'] / floor['infer 3D']:.2f}x on the 3D volume"
-        )
-    if args.compile:
-        for variant in ("compiled+channels_last", "compiled+torch.compile", "identity+torch.compile"):
+        if "sequential" in median:
+            seq = median["sequential"]
+            print(f"{variant} is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
+                  f"{seq['train'] / ours['train']:.2f}x per training step")
+        if floor:
+            print(
+                f"{variant} takes {ours['infer'] / floor['infer']:.2f}x the identity floor's time at inference, "
+                f"{ours['train'] / floor['train']:.2f}x per training step, {ours['infer 3D'] / floor['infer 3D']:.2f}x on the 3D volume"
+            )
+    if floor:
+        for variant in {"compiled+channels_last", "compiled+torch.compile", "identity+torch.compile"}.intersection(variants):
             m = median[variant]
             print(
                 f"{variant} takes {m['infer'] / floor['infer']:.2f}x the eager identity floor's time at inference, "
                 f"{m['train'] / floor['train']:.2f}x per training step"
             )
-    print(f"\nthe six scans of one forward pass alone, seconds (median, min-max of {args.repeats})")
-    print(f"{'scan':<24}{'inference':>26}{'forward+backward':>26}")
+    if scans:
+        print(f"\nthe six scans of one forward pass alone, seconds (median, min-max of {args.repeats})")
+        print(f"{'scan':<24}{'inference':>26}{'forward+backward':>26}")
     for variant in scans:
         cells = [f"{median[variant][k]:.4f} ({spread[variant][k][0]:.4f}-{spread[variant][k][1]:.4f})" for k in ("scans infer", "scans train")]
         print(f"{variant:<12}{cells[0]:>26}{cells[1]:>26}")
-    fast, slow = median["compiled"], median["chunked"]
-    print(
-        f"compiled scans are {slow['scans infer'] / fast['scans infer']:.1f}x faster than chunked at inference, "
-        f"{slow['scans train'] / fast['scans train']:.1f}x forward+backward"
-    )
+    if len(scans) == 2:
+        fast, slow = median["compiled"], median["chunked"]
+        print(
+            f"compiled scans are {slow['scans infer'] / fast['scans infer']:.1f}x faster than chunked at inference, "
+            f"{slow['scans train'] / fast['scans train']:.1f}x forward+backward"
+        )
 
 if __name__ == "__main__":
     main()

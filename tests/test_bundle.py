@@ -204,6 +204,21 @@ def test_inference_on_a_large_photo_writes_a_full_size_mask_and_a_bounded_overla
     assert read_png(out / "photo_overlay.png").shape == (768, 1024, 3)
 
 
+def test_inference_with_compile_true_gives_the_eager_masks(demo, trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in sorted((demo / "images").glob("*.png"))[:4]:  # one full batch: one compiled graph
+        shutil.copy(path, folder)
+    weights = ["--ckpt_path", str(trained[0] / "model.pt")]
+    for mode in ("false", "true"):
+        bundle("run", *INFER, "--input_dir", str(folder), "--output_dir", str(tmp_path / mode), "--compile", mode, *weights, *SMALL)
+    for path in folder.iterdir():
+        eager, compiled = (read_png(tmp_path / mode / f"{path.stem}_mask.png") for mode in ("false", "true"))
+        assert compiled.shape == eager.shape
+        # inductor reorders float32 sums (logits differ by about 1e-5): a pixel at 0.5 may flip
+        assert (compiled != eager).mean() <= 1e-3, path.name
+
+
 def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     weights = ["--ckpt_path", str(trained[0] / "model.pt")]
     broken = tmp_path / "in"

@@ -121,6 +121,7 @@ REFUSED = {
     "learning_rate": (TRAIN, ["--learning_rate", "-0.1"], "error: learning_rate -0.1: must be a positive number", "0.001"),
     "val_interval": (TRAIN, ["--val_interval", "3", "--num_epochs", "2"], "error: val_interval 3: is above num_epochs 2", "model.pt would never be written"),
     "num_workers": (INFER, ["--num_workers", "-1"], "error: num_workers -1: must be 0", ""),
+    "compile": (INFER, ["--compile", "yes"], "error: compile yes: must be true or false", ""),
     "device_name": (TRAIN, ["--device", "gpu"], "error: device gpu: is not a device name", "cpu, cuda"),
     "device_unavailable": (INFER, ["--device", "cuda:7"], "error: device cuda:7: is not available on this machine", "--device cpu"),
     "dataset_dir": (TRAIN, ["--dataset_dir", "{empty}"], "error: {empty}/datalist.json: no such file", "python -m prepare"),
@@ -166,6 +167,19 @@ def test_refused_with_the_key_and_the_fix_on_the_last_line(files, name, tmp_path
     assert REFUSED[name][3] in line
     assert "Loading dataset" not in output.err, "data were read before the check"
     assert not out.exists(), "the refused run wrote into output_dir"
+
+
+def test_compile_without_a_compiler_is_refused_on_the_cpu(files, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(BUNDLE)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no g++, clang++ or c++ to find
+    monkeypatch.delenv("CXX", raising=False)
+    args = [*INFER, *data_args(INFER, files), "--device", "cpu", "--compile", "true", "--logging_file", "False"]
+    with pytest.raises(Exception) as raised:
+        fire.Fire({"run": monai.bundle.run}, command=["run", "initialize", *args])
+    sys.excepthook(raised.type, raised.value, raised.tb)
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith("error: compile True: needs a C++ compiler on the CPU") and "--compile false" in line
 
 
 @pytest.mark.slow

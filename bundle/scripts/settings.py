@@ -9,8 +9,10 @@ Each config's ``initialize`` list starts with ``$scripts.settings.check('<config
    or with the config that does define it. Keys are read from the configs themselves, so a
    key added to a config is accepted at once. Nested overrides (``--train#trainer#max_epochs``)
    of a key the config defines pass, as do the ids MONAI's experiment tracking adds.
-2. the values of the settings in :data:`RULES` are checked (types, ranges, the device, the
-   folders, the checkpoint), every problem named with its key and the fix.
+2. on/off settings (:data:`FLAGS`) typed as ``true``/``false`` on the command line (where
+   they arrive as strings) become booleans; then the values of the settings in
+   :data:`RULES` are checked (types, ranges, the device, the folders, the checkpoint),
+   every problem named with its key and the fix.
 3. every ``datalist`` of the config (the lists of files) is built, so a missing split or
    file stops the run before any image is read.
 
@@ -24,10 +26,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
 import inspect
 import logging
 import math
+import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -157,6 +162,23 @@ def _device(value: Any, _: ConfigParser) -> str | None:
     return None
 
 
+def _compile(value: Any, config: ConfigParser) -> str | None:
+    if not isinstance(value, bool):
+        return "must be true or false"
+    if not value:
+        return None
+    try:
+        device = torch.device(config.get_parsed_content("device") if "device" in config else "cpu")
+    except (RuntimeError, TypeError, ValueError):
+        return None  # the device's own rule names the problem
+    # inductor writes its kernels in C++ (built with the system compiler) on the CPU and in Triton on GPUs
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
+        return "needs a C++ compiler on the CPU (torch.compile builds its kernels with it): install g++, or use --compile false"
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "needs Triton on a GPU (pip install triton), or use --compile false"
+    return None
+
+
 def _output_dir(value: Any, _: ConfigParser) -> str | None:
     folder = Path(str(value))
     existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
@@ -204,7 +226,17 @@ RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
     "device": _device,
     "output_dir": _output_dir,
     "ckpt_path": _ckpt_path,
+    "compile": _compile,
 }
+# on/off settings: the command line gives `--compile true` as the string "true"
+FLAGS = ("compile",)
+
+
+def _read_flags(config: ConfigParser) -> None:
+    for key in FLAGS:
+        raw = config[key] if key in config else None
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            config[key] = raw.strip().lower() == "true"
 
 
 def _running_config() -> ConfigParser:
@@ -242,6 +274,7 @@ def check(*configs: str) -> None:
     problems = unknown_key_problems(set(config.get()), list(configs))
     if problems:
         raise SettingsError("\n".join(problems))
+    _read_flags(config)
     for key, rule in RULES.items():
         if key in config:
             value = config.get_parsed_content(key)
