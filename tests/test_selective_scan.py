@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from networks import UltraLightVMUNet, cuda_kernels_available, selective_scan_chunked, selective_scan_sequential
-from networks.scan.export import selective_scan_doubling
+from networks.scan.export import selective_scan_unrolled
 
 
 def scan_inputs(batch: int, length: int, channels: int, states: int = 16, dtype=torch.float32, seed: int = 0):
@@ -35,7 +35,7 @@ def sequential_float64(u, delta, A, B, C, D):
 def test_chunked_forward_matches_the_recurrence(length):
     inputs = scan_inputs(2, length, 6)
     expected = sequential_float64(*inputs)
-    for scan in (selective_scan_chunked, selective_scan_sequential, selective_scan_doubling):
+    for scan in (selective_scan_chunked, selective_scan_sequential, selective_scan_unrolled):
         out = scan(*inputs)
         assert out.dtype == torch.float32
         assert torch.allclose(out.double(), expected, rtol=1e-4, atol=1e-4), scan.__name__
@@ -68,7 +68,7 @@ def test_half_inputs_are_scanned_in_float32_and_returned_in_their_dtype():
     assert torch.allclose(out.float(), reference, atol=1e-2, rtol=1e-3)
 
 
-@pytest.mark.parametrize("scan", [selective_scan_chunked, selective_scan_doubling])
+@pytest.mark.parametrize("scan", [selective_scan_chunked, selective_scan_unrolled])
 def test_long_sequences_with_strong_decay_stay_finite(scan):
     u, delta, A, B, C, D = scan_inputs(1, 700, 4)
     out = scan(u, delta * 50, A * 10, B, C, D)
@@ -78,12 +78,12 @@ def test_long_sequences_with_strong_decay_stay_finite(scan):
 
 def test_exported_scan_keeps_dtypes_and_exports_with_a_dynamic_batch():
     inputs = scan_inputs(2, 40, 4)
-    assert selective_scan_doubling(inputs[0].half(), inputs[1].half(), *inputs[2:]).dtype == torch.float16
-    assert selective_scan_doubling(*(t.double() for t in inputs)).dtype == torch.float64
+    assert selective_scan_unrolled(inputs[0].half(), inputs[1].half(), *inputs[2:]).dtype == torch.float16
+    assert selective_scan_unrolled(*(t.double() for t in inputs)).dtype == torch.float64
 
     class Scan(torch.nn.Module):
         def forward(self, u, delta, A, B, C, D):
-            return selective_scan_doubling(u, delta, A, B, C, D)
+            return selective_scan_unrolled(u, delta, A, B, C, D)
 
     batch = torch.export.Dim("batch")
     program = torch.export.export(Scan(), inputs, dynamic_shapes=({0: batch}, {0: batch}, None, {0: batch}, {0: batch}, None))

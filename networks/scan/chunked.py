@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .export import selective_scan_doubling
+from .export import selective_scan_unrolled
 from .sequential import upcast
 
 __all__ = ["selective_scan_chunked"]
@@ -230,7 +230,7 @@ def selective_scan_chunked(
 
     Eager PyTorch runs an in-place version that allocates no state-sized temporaries and, when
     gradients are needed, a hand-written backward pass. Under TorchScript, tracing or
-    ``torch.export`` (ONNX) :func:`networks.scan.export.selective_scan_doubling` runs instead:
+    ``torch.export`` (ONNX) :func:`networks.scan.export.selective_scan_unrolled` runs instead:
     plain tensor code in ``O(log L)`` operators, which autograd can differentiate.
 
     Example:
@@ -242,4 +242,4 @@ def selective_scan_chunked(
     """
     if not _exporting():
         return _eager(u, delta, A, B, C, D)
-    return selective_scan_doubling(u, delta, A, B, C, D)
+    return selective_scan_unrolled(u, delta, A, B, C, D)
