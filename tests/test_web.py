@@ -121,7 +121,8 @@ def segment_in_page(browser: WebDriver, path: Path) -> dict:
 
 def lesion_images(folder: Path, scratch: Path) -> list[str]:
     """Demo-set images (what the shipped model was trained on) in the sizes, formats and
-    channel layouts users bring: square PNG, non-square JPEG, a large photo, gray, alpha."""
+    channel layouts users bring: square PNG, non-square JPEG, a large photo, gray (8 and 16 bits),
+    partly transparent."""
     subprocess.run([PY, "-m", "prepare", "synthetic", "--out", str(scratch), "--num-images", "3"], cwd=REPO, check=True,
                    capture_output=True)
     sources = [Image.open(p).convert("RGB") for p in sorted((scratch / "images").glob("*.png"))]
@@ -131,12 +132,14 @@ def lesion_images(folder: Path, scratch: Path) -> list[str]:
     rng = np.random.default_rng(0)
     photo = np.asarray(sources[2].resize((3000, 2000), Image.BICUBIC), np.float32) + rng.normal(0, 4, (2000, 3000, 3))
     Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(folder / "photo.jpg", quality=90)
-    sources[0].resize((190, 260), Image.BILINEAR).convert("L").save(folder / "gray.png")
+    sources[0].resize((1100, 800), Image.BILINEAR).convert("L").save(folder / "gray.png")  # read at 1/3 scale
+    deep = np.asarray(sources[2].resize((540, 600), Image.BILINEAR).convert("L"), np.uint16) * 250 + 300
+    Image.fromarray(deep).save(folder / "deep16.png")  # 16-bit gray: the browser reads 8 bits of it
     rgba = sources[1].resize((300, 240), Image.BILINEAR).convert("RGBA")
     alpha = np.linspace(255, 128, 300, dtype=np.float32)[None, :].repeat(240, 0).astype(np.uint8)  # partly transparent
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(folder / "alpha.png")
-    return ["square.png", "wide.jpg", "photo.jpg", "gray.png", "alpha.png"]
+    return ["square.png", "wide.jpg", "photo.jpg", "gray.png", "deep16.png", "alpha.png"]
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +174,7 @@ def page(tmp_path_factory):
         browser.open(url)
         state = wait_for(browser, lambda s: s["status"].startswith(("ready", "error")))
         assert state["status"].startswith("ready"), state["status"]
+        logger.info("%s: %s", state["backend"], state["timing"])
         yield browser
     finally:
         if browser is not None:
@@ -199,6 +203,8 @@ def test_page_masks_agree_with_the_bundle(page, tmp_path, record_property):
         size = Image.open(tmp_path / "in" / name).size
         assert ours.shape == theirs.shape == size[::-1], name
         assert set(np.unique(ours)) <= {0, 255}, name
+        link = page.script("const a = document.getElementById('download'); return [a.download, a.href === document.getElementById('mask').src];")
+        assert link == [f"{Path(name).stem}_mask.png", True], link
         agreement[name] = float((ours == theirs).mean())
         found.append((theirs > 0).mean())
         logger.info("%s %s: %.4f%% of mask pixels agree; %s (%s)", name, size, 100 * agreement[name], state["timing"], state["backend"])
@@ -207,6 +213,20 @@ def test_page_masks_agree_with_the_bundle(page, tmp_path, record_property):
     record_property("mask_agreement", agreement)
     assert 0.02 < np.mean(found) < 0.9, "the demo model should find lesions in demo images"
     assert all(value >= 0.99 for value in agreement.values()), agreement
+
+
+RESOURCES = """return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+    .map((entry) => [entry.name, entry.encodedBodySize]);"""
+
+
+def test_page_loads_only_its_own_files(page):
+    origin = page.script("return location.origin;")
+    loaded = {name: size for name, size in page.script(RESOURCES) if not name.startswith("data:")}
+    assert all(name.startswith(origin + "/") for name in loaded), f"files from elsewhere: {sorted(loaded)}"
+    names = {name.rsplit("/", 1)[1] for name in loaded}
+    assert "model.onnx" in names and any(name.endswith(".wasm") for name in names), names
+    logger.info("page weight: %d bytes in %d files: %s", sum(loaded.values()), len(loaded),
+                ", ".join(f"{name.rsplit('/', 1)[1] or 'index'} {size}" for name, size in loaded.items()))
 
 
 def test_page_says_which_files_are_not_images(page, tmp_path):

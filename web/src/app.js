@@ -17,21 +17,39 @@ function show(message, isError = false) {
   status.classList.toggle("error", isError);
 }
 
+function runModel(ort, session, input) {
+  return session.run({ [session.inputNames[0]]: new ort.Tensor("float32", input, [1, 3, SIZE, SIZE]) });
+}
+
+/** A session that has run once already (the first run prepares kernels: several times slower). */
+async function openSession(ort, bytes, executionProvider) {
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: [executionProvider] });
+  await runModel(ort, session, new Float32Array(3 * SIZE * SIZE));
+  return session;
+}
+
+/** Whether to try WebGPU: a hardware adapter, or any adapter when the page's address asks for
+ * it with ?backend=webgpu. A software adapter (SwiftShader) runs this model hundreds of times
+ * slower than WASM. ?backend=wasm skips WebGPU. */
+async function useWebGpu(wanted) {
+  if (wanted === "wasm" || !navigator.gpu) return false;
+  const adapter = await navigator.gpu.requestAdapter();
+  return Boolean(adapter) && (wanted === "webgpu" || !adapter.info?.isFallbackAdapter);
+}
+
 async function loadModel() {
   const bytes = new Uint8Array(await (await fetch("model.onnx")).arrayBuffer());
-  if (navigator.gpu) {
-    try {
-      if (await navigator.gpu.requestAdapter()) {
-        const ort = await import("./ort.webgpu.min.mjs");
-        const session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });
-        return { ort, session, backend: "WebGPU" };
-      }
-    } catch (error) {
-      console.warn("WebGPU failed, using WASM:", error);
+  const wanted = new URLSearchParams(location.search).get("backend");
+  try {
+    if (await useWebGpu(wanted)) {
+      const ort = await import("./ort.webgpu.min.mjs");
+      return { ort, session: await openSession(ort, bytes, "webgpu"), backend: "WebGPU" };
     }
+  } catch (error) {
+    console.warn("WebGPU failed, using WASM:", error);
   }
   const ort = await import("./ort.wasm.min.mjs");
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  const session = await openSession(ort, bytes, "wasm");
   const threads = ort.env.wasm.numThreads;
   return { ort, session, backend: `WASM (${threads} thread${threads === 1 ? "" : "s"})` };
 }
@@ -40,6 +58,7 @@ const model = loadModel();
 model.then(
   ({ backend }) => {
     $("backend").textContent = backend;
+    $("timing").textContent = `page and model ready ${performance.now().toFixed(0)} ms after opening`;
     show("ready: pick an image");
   },
   (error) => show(`error: the model did not load (${error.message ?? error})`, true),
@@ -109,8 +128,7 @@ async function segment(file) {
     const image = await decode(file);
     const input = modelInput(shrinkOnLoad(image, fileKind(head), SIZE), SIZE);
     const modelStart = performance.now();
-    const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, [1, 3, SIZE, SIZE]) };
-    const logits = (await session.run(feeds))[session.outputNames[0]];
+    const logits = (await runModel(ort, session, input))[session.outputNames[0]];
     const modelMs = performance.now() - modelStart;
     const mask = logitsToMask(await logits.getData(), SIZE, SIZE, image.height, image.width);
     if (run !== latest) return;
