@@ -1,4 +1,4 @@
-// The page: loads model.onnx with onnxruntime-web (WebGPU where the browser has a working
+// The page: loads model.onnx with onnxruntime-web (WebGPU where the browser has a hardware
 // adapter, WASM otherwise), segments the image the user picks or drops, shows the mask and an
 // overlay, and offers the mask as a PNG at the image's original size. Test interface: the file
 // input #image, <img id="mask"> (src: the mask PNG as a data URL, data-source: the file's name)
@@ -38,7 +38,9 @@ async function useWebGpu(wanted) {
 }
 
 async function loadModel() {
-  const bytes = new Uint8Array(await (await fetch("model.onnx")).arrayBuffer());
+  const response = await fetch("model.onnx");
+  if (!response.ok) throw new Error(`model.onnx: HTTP ${response.status} (build the page: cd web && npm run build)`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
   const wanted = new URLSearchParams(location.search).get("backend");
   try {
     if (await useWebGpu(wanted)) {
