@@ -40,7 +40,9 @@ pytestmark = pytest.mark.slow
 
 
 def missing_tools() -> list[str]:
-    missing = [f"{tool} (apt-get install -y chromium chromium-driver)" for tool in ("chromium", "chromedriver") if not shutil.which(tool)]
+    missing = []
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        missing.append("chromium and chromedriver (apt-get install -y chromium chromium-driver)")
     if not shutil.which("npm"):
         missing.append("npm (apt-get install -y npm)")
     elif not (WEB / "node_modules" / "onnxruntime-web").is_dir():

@@ -25,7 +25,7 @@ export class Pixels {
 export function fileKind(head) {
   const isJpeg = head.length > 2 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
   const isPng = head.length > 25 && head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47;
-  const gray16Png = isPng && head[24] === 16 && (head[25] === 0 || head[25] === 4); // IHDR bit depth, colour type
+  const gray16Png = isPng && head[24] === 16 && head[25] === 0; // IHDR bit depth, colour type: Pillow's "I;16"
   return { isJpeg, reducible: !gray16Png };
 }
 
