@@ -132,7 +132,8 @@ def lesion_images(folder: Path, scratch: Path) -> list[str]:
     sources[0].save(folder / "square.png")
     sources[1].resize((517, 333), Image.BILINEAR).save(folder / "wide.jpg", quality=92)
     rng = np.random.default_rng(0)
-    photo = np.asarray(sources[2].resize((3000, 2000), Image.BICUBIC), np.float32) + rng.normal(0, 4, (2000, 3000, 3))
+    # grain that only reading at a reduced scale averages away, as the bundle does
+    photo = np.asarray(sources[0].resize((3000, 2000), Image.BICUBIC), np.float32) + rng.normal(0, 15, (2000, 3000, 3))
     Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(folder / "photo.jpg", quality=90)
     sources[0].resize((1100, 800), Image.BILINEAR).convert("L").save(folder / "gray.png")  # read at 1/3 scale
     deep = np.asarray(sources[2].resize((540, 600), Image.BILINEAR).convert("L"), np.uint16) * 250 + 300
@@ -214,7 +215,11 @@ def test_page_masks_agree_with_the_bundle(page, tmp_path, record_property):
             Image.open(BytesIO(page.screenshot())).convert("RGB").quantize(64).save(os.environ["ULVM_WEB_SCREENSHOT"], optimize=True)
     record_property("mask_agreement", agreement)
     assert 0.02 < np.mean(found) < 0.9, "the demo model should find lesions in demo images"
-    assert all(value >= 0.99 for value in agreement.values()), agreement
+    # The issue's floor is 99 %. 8-bit images reach 99.9 %; 99.8 % still fails when the page
+    # resizes large images without the bundle's reduced-scale reading (gray.png, photo.jpg).
+    # 16-bit PNGs reach the browser as 8 bits: only the floor applies.
+    floors = {name: 0.99 if name == "deep16.png" else 0.998 for name in names}
+    assert all(agreement[name] >= floors[name] for name in names), agreement
 
 
 RESOURCES = """return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
