@@ -5,7 +5,9 @@
 Both run the shipped weights (``bundle/models/model.pt``) on the same random images at the
 model's size, with ``--threads`` threads each. Timings are milliseconds per image, medians
 over ``--repeats`` rounds that alternate the two runtimes (so a change in machine load hits
-both alike) after one warm-up, with the fastest and slowest round in brackets. ``--export``
+both alike) after one warm-up, with the fastest and slowest round in brackets. ``--cpu-time``
+counts the process's CPU seconds instead of wall seconds: with ``--threads 1`` on a machine
+shared with other jobs, that is the time the work itself took. ``--export``
 first rebuilds the model into a temporary file with ``bundle/scripts/export_onnx.py`` and
 times that. Run it on an otherwise idle machine.
 """
@@ -29,10 +31,10 @@ from networks import UltraLightVMUNet, load_reference_weights
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def seconds(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def spread(values: List[float], scale: float) -> str:
@@ -46,6 +48,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--cpu-time", action="store_true", help="time with the process's CPU seconds (for --threads 1 on a shared machine)")
     args = parser.parse_args()
 
     model_path = args.model
@@ -65,7 +68,9 @@ def main() -> None:
     net = load_reference_weights(UltraLightVMUNet(), BUNDLE / "models" / "model.pt").eval()
     size = inputs.shape[2:]
 
-    print(f"\nms per image at {size[0]}x{size[1]}, {args.threads} threads, median [min-max] of {args.repeats} rounds")
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    kind = "CPU ms" if args.cpu_time else "ms"
+    print(f"\n{kind} per image at {size[0]}x{size[1]}, {args.threads} threads, median [min-max] of {args.repeats} rounds")
     print(f"{'batch':>5} | {'eager PyTorch':>24} | {'onnxruntime':>24} | largest |diff|")
     for batch in args.batches:
         images = torch.rand(batch, inputs.shape[1], *size, generator=torch.Generator().manual_seed(batch)) * 255
@@ -76,8 +81,8 @@ def main() -> None:
             difference = float(np.abs(runtime()[0] - eager().numpy()).max())  # also the warm-up
             times = {"eager": [], "onnx": []}
             for _ in range(args.repeats):
-                times["eager"].append(seconds(eager))
-                times["onnx"].append(seconds(runtime))
+                times["eager"].append(seconds(eager, clock))
+                times["onnx"].append(seconds(runtime, clock))
         scale = 1000 / batch
         print(f"{batch:>5} | {spread(times['eager'], scale):>24} | {spread(times['onnx'], scale):>24} | {difference:.1e}")
 

@@ -21,6 +21,10 @@ Run from the repository root; every run happens in temporary folders. Sections:
   (rounds alternate the two).
 - ``large``: one 8000x6000 JPEG through ``configs/inference.yaml`` in a fresh process:
   the run's time (model loaded) and the peak resident memory of the largest process.
+- ``compile``: ``--compile true`` against eager for inference over the ``--demo-images``
+  256x256 images and for a 1-epoch training run on them: the first start compiles into an
+  empty inductor cache (``TORCHINDUCTOR_CACHE_DIR`` in the temporary folder), the second
+  reuses it. Takes many minutes on a small CPU.
 - ``demo``: the README's demo commands, each timed as a user runs it.
 
 Timings move with the machine's load: say what else ran when you quote them. On a machine
@@ -49,7 +53,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundle"
-SECTIONS = ("training", "preprocess", "cache", "inference", "large", "demo")
+SECTIONS = ("training", "preprocess", "cache", "inference", "large", "compile", "demo")
 
 
 def bundle_parser(config: str, **overrides):
@@ -337,6 +341,32 @@ def section_large(work: Path) -> list[str]:
     return lines
 
 
+# ---- compile ----------------------------------------------------------------------------
+
+
+def section_compile(demo: Path, work: Path) -> list[str]:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor_cache")}
+    commands = {
+        "inference": ["--config_file", "configs/inference.yaml", "--input_dir", str(demo / "images"), "--output_dir", str(work / "compile_pred")],
+        "training, 1 epoch": ["training", "--config_file", "configs/train.yaml", "--dataset_dir", str(demo), "--num_epochs", "1"],
+    }
+    count = len(list((demo / "images").iterdir()))
+    lines = [f"{count} images of 256x256, defaults otherwise; wall s of the whole command",
+             "| command | eager | compile, first start | compile, second start |", "| --- | --- | --- | --- |"]
+    for name, args in commands.items():
+        walls = []
+        for run, compile_ in enumerate(("false", "true", "true")):
+            extra = ["--output_dir", str(work / f"compile_runs_{run}")] if name.startswith("training") else []
+            command = [sys.executable, "-m", "monai.bundle", "run", *args, *extra, "--compile", compile_]
+            start = time.perf_counter()
+            proc = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+            walls.append(time.perf_counter() - start)
+        lines.append(f"| {name} | {walls[0]:.0f} | {walls[1]:.0f} | {walls[2]:.0f} |")
+    return lines
+
+
 # ---- demo -------------------------------------------------------------------------------
 
 
@@ -391,13 +421,14 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
-        demo = make_demo(work / "demo", args.demo_images) if {"training", "inference"} & set(sections) else None
+        demo = make_demo(work / "demo", args.demo_images) if {"training", "inference", "compile"} & set(sections) else None
         runners = {
             "training": lambda: section_training(demo, work, args.epochs, args.repeats),
             "preprocess": lambda: section_preprocess(work, args.large_count),
             "cache": lambda: section_cache(work, args.large_count),
             "inference": lambda: section_inference(demo, work, args.rounds),
             "large": lambda: section_large(work),
+            "compile": lambda: section_compile(demo, work),
             "demo": lambda: section_demo(work),
         }
         for name in sections:
