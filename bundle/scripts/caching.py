@@ -17,7 +17,7 @@ from typing import Any
 import monai
 
 # raised when the cached preprocessing changes in a way no setting shows (new code)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: images read in MONAI's layout, then transposed
 
 
 class CaseKey:

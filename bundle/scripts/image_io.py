@@ -9,8 +9,8 @@ from typing import Any
 import nibabel as nib
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.data import MetaTensor, NibabelReader, PILReader
+from monai.transforms import LoadImage, MapTransform
 from PIL import Image
 
 # listing and checking input files needs neither torch nor MONAI (scripts/onnx_segment.py)
@@ -26,7 +26,7 @@ from .image_files import (
 )
 
 __all__ = [
-    "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "ShrinkOnLoad", "check_readable", "image_suffix", "is_nifti",
+    "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "KeepFileNamed", "ShrinkOnLoad", "SourceLabelsd", "check_readable", "image_suffix", "is_nifti",
     "list_images", "pil_to_supported_mode", "shrink_on_load", "source_size", "stem",
 ]
 
@@ -69,12 +69,13 @@ class ShrinkOnLoad:
 
 
 def source_size(path: str | Path) -> tuple[int, ...]:
-    """The spatial shape of the image in ``path`` as the readers give it, from its header alone:
-    (H, W) for raster images (read as (C, H, W)), the data shape for NIfTI."""
+    """The spatial shape of the image in ``path`` in MONAI's layout, as the readers give it with
+    their default indexing, from its header alone: (W, H) for raster images, the data shape
+    (X, Y) or (X, Y, 1) for NIfTI."""
     if is_nifti(path):
         return tuple(nib.load(str(path)).shape)
     with Image.open(path) as image:
-        return image.height, image.width
+        return image.width, image.height
 
 
 class As2DChannelsd(MapTransform):
@@ -127,4 +128,32 @@ class KeepFileNamed(MapTransform):
         for key in self.key_iterator(d):
             image = d[key]
             d[key] = MetaTensor(torch.as_tensor(image), meta={"filename_or_obj": image.meta["filename_or_obj"]})
+        return d
+
+
+class SourceLabelsd(MapTransform):
+    """Ground-truth masks read again from their files, as label maps like the predictions of
+    :class:`scripts.resampling.SourceSizeLabelsd`: (W, H) uint8 at the file's own size.
+
+    Binary: 255 where the stored value is above 0.5 (0/1 and 0/255 masks alike), else 0; with
+    several classes the stored class indices. The file is ``meta["filename_or_obj"]`` of each
+    key's (loaded and resized) mask.
+
+    Args:
+        keys: the loaded masks.
+        binary: binarise (one class) instead of keeping class indices.
+    """
+
+    def __init__(self, keys: KeysCollection, binary: bool = True) -> None:
+        super().__init__(keys)
+        self.binary = binary
+        self.load = LoadImage(reader=[NibabelReader(), PILReader()], image_only=True, ensure_channel_first=True)
+        self.one_channel = As2DChannelsd(keys="label", num_channels=1)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            stored = self.one_channel({"label": self.load(d[key].meta["filename_or_obj"])})["label"][0]
+            labels = (stored > 0.5) * 255 if self.binary else stored.round()
+            d[key] = labels.to(torch.uint8).as_tensor() if isinstance(labels, MetaTensor) else labels.to(torch.uint8)
         return d

@@ -20,6 +20,8 @@ from monai.transforms import MapTransform
 from .image_io import source_size
 
 ROWS_PER_STRIP = 256
+# the lesion's value in a binary label map (metadata.json's channel_def): 0/255 PNG masks, as ISIC's
+FOREGROUND = np.uint8(255)
 
 
 def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], binary: bool = True) -> np.ndarray:
@@ -27,7 +29,8 @@ def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], bi
 
     The probabilities are resized bilinearly with the sampling of
     ``F.interpolate(mode="bilinear", align_corners=False)`` (what MONAI's ``Resize`` and
-    ``Invertd`` use), then thresholded at 0.5 (``binary``, one channel) or reduced by argmax.
+    ``Invertd`` use), then thresholded at 0.5 (``binary``, one channel: 0 background, 255
+    lesion) or reduced by argmax (class indices).
 
     Example::
 
@@ -46,16 +49,20 @@ def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], bi
         above = (below + 1).clamp(max=h - 1)
         weight = (source - below).float()[:, None]
         strip = torch.lerp(wide[:, below], wide[:, above], weight)  # (C, rows, W)
-        labels[top : top + len(rows)] = (strip[0] > 0.5).numpy() if binary else strip.argmax(0).numpy()
+        labels[top : top + len(rows)] = (strip[0] > 0.5).numpy() * FOREGROUND if binary else strip.argmax(0).numpy()
     return labels
 
 
 class SourceSizeLabelsd(MapTransform):
-    """Probabilities of the network's input size -> uint8 labels (1, H, W) at the source image's size.
+    """Probabilities in the network's layout -> a uint8 label map in the source image's geometry.
 
-    The source is ``meta["filename_or_obj"]`` of ``data[image_key]``; its size comes from the
-    file's header, since the readers may have decoded it at a reduced scale. A NIfTI source
-    stored as X x Y x 1 gives labels of X x Y (the writer restores its shape).
+    The inverse of the preprocessing's ``Transposed`` (MONAI's (W, H) to the network's (H, W))
+    and ``Resized``, as ``Invertd`` would give it, then the decision: probabilities (C, h, w)
+    become labels (W, H) at the source's size, without a channel axis: 0/255 for one channel
+    (threshold 0.5), class indices for several (argmax). The source is
+    ``meta["filename_or_obj"]`` of ``data[image_key]``; its size comes from the file's header,
+    since the readers may have decoded it at a reduced scale. A NIfTI source stored as
+    X x Y x 1 gives labels of X x Y (the writer restores its shape).
 
     Args:
         keys: the probability maps, (C, h, w).
@@ -70,7 +77,7 @@ class SourceSizeLabelsd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        size = source_size(d[self.image_key].meta["filename_or_obj"])[:2]
+        width, height = source_size(d[self.image_key].meta["filename_or_obj"])[:2]
         for key in self.key_iterator(d):
-            d[key] = torch.from_numpy(probabilities_to_labels(d[key], size, self.binary))[None]
+            d[key] = torch.from_numpy(probabilities_to_labels(d[key], (height, width), self.binary).T)
         return d

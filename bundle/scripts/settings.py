@@ -13,8 +13,11 @@ Each config's ``initialize`` list starts with ``$scripts.settings.check('<config
    they arrive as strings) become booleans; then the values of the settings in
    :data:`RULES` are checked (types, ranges, the device, the folders, the checkpoint),
    every problem named with its key and the fix.
-3. every ``datalist`` of the config (the lists of files) is built, so a missing split or
-   file stops the run before any image is read.
+
+The lists of files are not made here: a config must parse, and ``initialize`` pass, before
+its data exist (MONAI's ``create_workflow`` runs ``initialize``). :func:`check_data`, the
+first expression of each config's ``run``, makes them, so that a missing split or file
+stops the run before any image is read.
 
 The settings a user is meant to change are the keys under the line
 ``# ---- settings users override ----`` of each config, up to the next blank line, each with
@@ -45,6 +48,7 @@ from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
 from monai.bundle.utils import DEFAULT_EXP_MGMT_SETTINGS
 
+from .datalist import DeferredList
 from .errors import SettingsError, report_errors_plainly
 from .nonfinite import non_finite_names
 
@@ -254,12 +258,17 @@ def _running_config() -> ConfigParser:
     raise RuntimeError("scripts.settings.check is meant to run from a bundle config's `initialize` list")
 
 
-def _datalist_ids(config: ConfigParser) -> list[str]:
-    """``datalist`` ids at the top level and one level down (``train#datalist``)."""
+def _dataset_data_ids(config: ConfigParser) -> list[str]:
+    """The ``data`` of each dataset: ``dataset#data`` and one level down (``train#dataset#data``)."""
+    sep = ReferenceResolver.sep
     content = config.get()
-    ids = ["datalist"] if "datalist" in content else []
-    ids += [f"{key}{ReferenceResolver.sep}datalist" for key, value in content.items() if isinstance(value, dict) and "datalist" in value]
-    return ids
+    sections = [content] + [value for value in content.values() if isinstance(value, dict)]
+    prefixes = [""] + [f"{key}{sep}" for key, value in content.items() if isinstance(value, dict)]
+    return [
+        f"{prefix}dataset{sep}data"
+        for prefix, section in zip(prefixes, sections)
+        if isinstance(section.get("dataset"), dict) and "data" in section["dataset"]
+    ]
 
 
 def check(*configs: str) -> None:
@@ -267,7 +276,7 @@ def check(*configs: str) -> None:
 
     Raises:
         SettingsError: one line per unknown key, else one line per bad value (naming the key
-            and the fix), else the error of the first datalist that cannot be built.
+            and the fix).
     """
     report_errors_plainly()
     config = _running_config()
@@ -283,6 +292,25 @@ def check(*configs: str) -> None:
                 problems.append(f"{key} {value}: {problem}")
     if problems:
         raise SettingsError("\n".join(problems))
-    for datalist in _datalist_ids(config):
-        config.get_parsed_content(datalist)
     logger.info("settings checked against %s", ", ".join(f"configs/{name}.yaml" for name in configs))
+
+
+def check_data() -> None:
+    """Lists the files of every dataset of the running config, before the run reads any.
+
+    The first expression of each config's ``run``: the datalists are made lazily
+    (:class:`scripts.datalist.DeferredList`) so that a config parses before its data exist,
+    and this makes them, so that a missing split or an unreadable file stops the run before
+    anything is trained or written.
+
+    Raises:
+        SettingsError: the first list that cannot be made, naming the file and the fix.
+    """
+    config = _running_config()
+    for data_id in _dataset_data_ids(config):
+        data = config.get_parsed_content(data_id)
+        if isinstance(data, DeferredList):
+            try:
+                data.items()
+            except (OSError, ValueError) as error:
+                raise SettingsError(str(error)) from error

@@ -28,9 +28,11 @@ PNG_COMPRESS_LEVEL = 1
 
 
 def label_map(segmentation: torch.Tensor | np.ndarray) -> np.ndarray:
-    """(C, X, Y) one-hot or (1, X, Y) labels -> (X, Y) integer labels."""
+    """A (W, H) label map (what the configs' postprocessing gives) as a uint8 array."""
     array = np.asarray(segmentation.detach().cpu() if isinstance(segmentation, torch.Tensor) else segmentation)
-    return (array.argmax(0) if array.shape[0] > 1 else array[0]).astype(np.uint8)
+    if array.ndim != 2:
+        raise ValueError(f"expected a (W, H) label map without a channel axis, got shape {array.shape}")
+    return array.astype(np.uint8, copy=False)
 
 
 def overlay(picture: np.ndarray, prediction: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
@@ -79,15 +81,16 @@ def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class SaveSegmentationd(MapTransform):
-    """Writes ``<stem>_mask.png`` (or ``.nii.gz``) and ``<stem>_overlay.png`` for each prediction.
+    """Writes ``<stem><mask_suffix>.png`` (or ``.nii.gz``) and ``<stem>_overlay.png`` for each prediction.
 
-    Each file appears under its name only once complete (:func:`scripts.atomic.write_atomically`).
-
-    PNG masks are uint8, 0/255 when binary, class indices otherwise. A NIfTI source gives a
-    uint8 NIfTI mask of label values (0/1 when binary) with the source's affine and shape.
-    Raster images are read as (C, H, W) (``PILReader(reverse_indexing=False)``), so arrays go
-    to Pillow as they are. Overlays are for browsing: their longest side is at most
-    ``overlay_max_size`` pixels, and 0 writes none.
+    The predictions are label maps in MONAI's layout, (W, H) at the source's size, as the
+    configs' ``postprocessing`` ends (:class:`scripts.resampling.SourceSizeLabelsd`); they are
+    written as they are: uint8, 0/255 for a binary model, class indices otherwise. A PNG mask
+    is W pixels wide and H high, as the source; a NIfTI source gives a NIfTI mask with its
+    affine and shape. Each file appears under its name only once complete
+    (:func:`scripts.atomic.write_atomically`). Overlays are for browsing: their longest side
+    is at most ``overlay_max_size`` pixels, and 0 writes none; ``label_key`` (a label map like
+    the prediction) adds the ground truth's contour.
     """
 
     def __init__(
@@ -96,45 +99,42 @@ class SaveSegmentationd(MapTransform):
         output_dir: str | Path,
         image_key: str = "image",
         label_key: str | None = None,
-        binary: bool = True,
+        mask_suffix: str = "_mask",
         overlay_max_size: int = 1024,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
         self.image_key = image_key
         self.label_key = label_key
-        self.binary = binary
+        self.mask_suffix = mask_suffix
         self.overlay_max_size = int(overlay_max_size)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
         image = data[self.image_key]
         source = str(image.meta["filename_or_obj"])
-        label = label_map(data[self.label_key]) if self.label_key else None
+        label = label_map(data[self.label_key]).T if self.label_key else None
         for key in self.key_iterator(dict(data)):
             prediction = label_map(data[key])
             self._write_mask(source, prediction)
             if self.overlay_max_size > 0:
-                picture = overlay_picture(source, image, overlay_size(prediction.shape, self.overlay_max_size))
+                rows_first = prediction.T  # (H, W), as pictures are stored
+                picture = overlay_picture(source, image, overlay_size(rows_first.shape, self.overlay_max_size))
                 path = self.output_dir / f"{stem(source)}_overlay.png"
-                picture = Image.fromarray(overlay(picture, prediction, label))
+                picture = Image.fromarray(overlay(picture, rows_first, label))
                 write_atomically(path, lambda p: picture.save(p, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
         return data
 
     def _write_mask(self, source: str, mask: np.ndarray) -> None:
-        if is_nifti(source):  # label values, as medical segmentations are stored
+        name = f"{stem(source)}{self.mask_suffix}"
+        if is_nifti(source):
             original = nib.load(source)
-            if mask.size == np.prod(original.shape):  # at the source's size: keep its geometry
-                out = nib.Nifti1Image(mask.reshape(original.shape), original.affine, original.header)
-            else:  # evaluation at the network's resolution
-                out = nib.Nifti1Image(mask, np.eye(4))
+            out = nib.Nifti1Image(mask.reshape(original.shape), original.affine, original.header)
             out.set_data_dtype(np.uint8)
-            path = write_atomically(self.output_dir / f"{stem(source)}_mask.nii.gz", lambda p: nib.save(out, str(p)))
+            path = write_atomically(self.output_dir / f"{name}.nii.gz", lambda p: nib.save(out, str(p)))
         else:
-            if self.binary:
-                np.multiply(mask, 255, out=mask)  # in place: a full-size photo's mask is large
-            picture = Image.fromarray(mask)
+            picture = Image.fromarray(np.ascontiguousarray(mask.T))
             path = write_atomically(
-                self.output_dir / f"{stem(source)}_mask.png",
+                self.output_dir / f"{name}.png",
                 lambda p: picture.save(p, format="PNG", compress_level=PNG_COMPRESS_LEVEL),
             )
         logger.debug("wrote %s", path)
