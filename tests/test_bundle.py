@@ -184,12 +184,14 @@ def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
             source_image = nib.load(next((tmp_path / "in").glob(f"{name}.nii*")))
             assert image.shape == shape
             np.testing.assert_allclose(image.affine, source_image.affine)
-            assert set(np.unique(np.asanyarray(image.dataobj))) <= {0, 1}
+            assert set(np.unique(np.asanyarray(image.dataobj))) <= {0, 255}
+            # the overlay shows X across and Y down, as MONAI writes an (X, Y) array as a picture
+            assert read_png(out / f"{name}_overlay.png").shape[:2] == shape[:2][::-1]
         else:
             mask = read_png(out / f"{name}_mask.png")
             assert mask.shape == shape and mask.dtype == np.uint8, name
             assert set(np.unique(mask)) <= {0, 255}
-        assert read_png(out / f"{name}_overlay.png").shape[:2] == shape[:2]
+            assert read_png(out / f"{name}_overlay.png").shape[:2] == shape[:2]
 
 
 def test_inference_on_a_large_photo_writes_a_full_size_mask_and_a_bounded_overlay(demo, trained, tmp_path):

@@ -47,7 +47,7 @@ def test_shrink_on_load_keeps_both_sides_at_least_min_size(tmp_path, name, size,
     with Image.open(path) as image:
         shrunk = ShrinkOnLoad(256)(image)
         assert shrunk.size == expected and shrunk.mode == "RGB"
-    assert source_size(path) == (size[1], size[0])  # (H, W) from the header, not the decoded size
+    assert source_size(path) == size  # (W, H), MONAI's layout, from the header, not the decoded size
 
 
 def test_shrink_on_load_leaves_16_bit_images_at_full_size(tmp_path):
@@ -76,7 +76,7 @@ def test_probabilities_to_labels_matches_a_full_bilinear_resize(channels, source
         probabilities = probabilities.softmax(0)
     labels = probabilities_to_labels(probabilities, size, binary=channels == 1)
     full = F.interpolate(probabilities[None], size=size, mode="bilinear", align_corners=False)[0]
-    expected = (full[0] > 0.5).numpy() if channels == 1 else full.argmax(0).numpy()
+    expected = (full[0] > 0.5).numpy() * 255 if channels == 1 else full.argmax(0).numpy()
     assert labels.shape == size and labels.dtype == np.uint8
     assert np.mean(labels != expected) < 1e-4  # rounding on the 0.5 knife edge at most
 
@@ -88,7 +88,7 @@ def test_overlays_are_bounded_or_switched_off(tmp_path):
     from monai.data import MetaTensor
 
     item = {"image": MetaTensor(torch.rand(3, 64, 64) * 255, meta={"filename_or_obj": str(source)}),
-            "pred": torch.from_numpy(np.pad(np.ones((600, 800), np.uint8), ((300, 300), (400, 400))))[None]}
+            "pred": torch.from_numpy(np.pad(np.full((600, 800), 255, np.uint8), ((300, 300), (400, 400))).T)}  # (W, H)
     SaveSegmentationd("pred", tmp_path / "bounded", overlay_max_size=400)(item)
     assert Image.open(tmp_path / "bounded" / "p_overlay.png").size == (400, 300)
     mask = np.asarray(Image.open(tmp_path / "bounded" / "p_mask.png"))

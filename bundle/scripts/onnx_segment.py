@@ -5,12 +5,13 @@
 
 Run from the bundle root. It reads, lists, refuses and writes files as
 ``configs/inference.yaml`` does (same file types, same error messages, same outputs at the
-ORIGINAL size: ``<stem>_mask.png`` 0/255, class indices when the model has several classes,
-or ``<stem>_mask.nii.gz`` labels with the input's affine; ``<stem>_overlay.png``), and
-processes each image as that config does:
+ORIGINAL size: ``<stem><mask_suffix>.png`` 0/255, class indices when the model has several
+classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine; ``<stem>_overlay.png``),
+and processes each image as that config does:
 
 1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``) as
-   (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1);
+   (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1), transposed to
+   (Y, X) as the config transposes MONAI's (X, Y) layout for the network;
 2. to 3 float channels: grayscale repeated, an alpha channel dropped;
 3. bilinear resize to the model's size (PyTorch's ``interpolate`` with
    ``align_corners=False`` and no anti-aliasing, as MONAI's ``Resized``);
@@ -18,7 +19,7 @@ processes each image as that config does:
    ``ScaleIntensityd``;
 5. the model: logits; sigmoid (1 class) or softmax (several);
 6. probabilities resized back to the original size, bilinear as in 3;
-7. lesion where the probability is >= 0.5 (1 class), else the most probable class.
+7. lesion (255) where the probability is >= 0.5 (1 class), else the most probable class.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ PREDICTION_COLOUR = (255, 0, 0)
 
 
 def read_image(path: Path) -> np.ndarray:
-    """(channels, height, width) float32 for raster images, (1, X, Y) for 2D NIfTI; 3 channels."""
+    """(3, height, width) float32: raster images as stored, 2D NIfTI (X, Y) as (Y, X)."""
     try:
         if is_nifti(path):
             import nibabel  # only NIfTI inputs need it
 
-            data = np.asanyarray(nibabel.load(str(path)).dataobj)[None]
+            data = np.swapaxes(np.asanyarray(nibabel.load(str(path)).dataobj), 0, 1)[None]
         else:
             with Image.open(path) as image:
                 data = np.asarray(pil_to_supported_mode(image))
@@ -125,24 +126,30 @@ class Segmenter:
         return results
 
 
-def write_outputs(source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool) -> None:
-    """``<stem>_mask.png`` (or ``.nii.gz`` for NIfTI sources) and ``<stem>_overlay.png``."""
+def write_outputs(
+    source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool, mask_suffix: str = "_mask"
+) -> None:
+    """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) and ``<stem>_overlay.png``
+    from (H, W) labels; binary masks hold 0/255."""
     name = stem(source)
+    mask_values = labels * np.uint8(255) if binary else labels
     if is_nifti(source):
         import nibabel
 
         original = nibabel.load(str(source))
-        mask = nibabel.Nifti1Image(labels.reshape(original.shape), original.affine, original.header)
+        mask = nibabel.Nifti1Image(mask_values.T.reshape(original.shape), original.affine, original.header)
         mask.set_data_dtype(np.uint8)
-        nibabel.save(mask, str(output_dir / f"{name}_mask.nii.gz"))
+        nibabel.save(mask, str(output_dir / f"{name}{mask_suffix}.nii.gz"))
     else:
-        Image.fromarray(labels * 255 if binary else labels).save(output_dir / f"{name}_mask.png")
+        Image.fromarray(mask_values).save(output_dir / f"{name}{mask_suffix}.png")
     picture = np.clip(np.moveaxis(view, 0, -1), 0, 255).astype(np.uint8)
     picture[contour(labels, max(1, min(labels.shape) // 200))] = PREDICTION_COLOUR
     Image.fromarray(picture).save(output_dir / f"{name}_overlay.png")
 
 
-def segment_folder(input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0) -> int:
+def segment_folder(
+    input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0, mask_suffix: str = "_mask"
+) -> int:
     """Segments every image in ``input_dir`` into ``output_dir``; returns how many. Every input
     is checked before anything is written."""
     files = [Path(item["image"]) for item in list_images(input_dir)]
@@ -152,7 +159,7 @@ def segment_folder(input_dir: Path, output_dir: Path, model: Path, batch_size: i
         sources = files[start : start + batch_size]
         results = segmenter.labels([read_image(path) for path in sources])
         for source, (labels, view) in zip(sources, results):
-            write_outputs(source, labels, view, output_dir, segmenter.binary)
+            write_outputs(source, labels, view, output_dir, segmenter.binary, mask_suffix)
     return len(files)
 
 
@@ -163,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("models/model.onnx"), help="the ONNX model")
     parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
+    parser.add_argument("--mask_suffix", default="_mask", help="masks are named <stem><mask_suffix>; _segmentation: ISIC's names")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
     logger.setLevel(logging.INFO)
     start = time.perf_counter()
     try:
-        count = segment_folder(args.input_dir, args.output_dir, args.model, args.batch_size, args.threads)
+        count = segment_folder(args.input_dir, args.output_dir, args.model, args.batch_size, args.threads, args.mask_suffix)
     except (FileNotFoundError, ValueError) as error:
         logger.error("error: %s", error)
         return 1
