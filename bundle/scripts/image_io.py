@@ -148,12 +148,12 @@ class SourceLabelsd(MapTransform):
         super().__init__(keys)
         self.binary = binary
         self.load = LoadImage(reader=[NibabelReader(), PILReader()], image_only=True, ensure_channel_first=True)
-        self.one_channel = As2DChannelsd(keys="label", num_channels=1)
+        self.one_channel = As2DChannelsd(keys=keys, num_channels=1)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            stored = self.one_channel({"label": self.load(d[key].meta["filename_or_obj"])})["label"][0]
+            stored = self.one_channel({key: self.load(d[key].meta["filename_or_obj"])})[key][0]
             labels = (stored > 0.5) * 255 if self.binary else stored.round()
             d[key] = labels.to(torch.uint8).as_tensor() if isinstance(labels, MetaTensor) else labels.to(torch.uint8)
         return d
