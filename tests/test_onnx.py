@@ -117,7 +117,12 @@ def lesion_images(folder: Path, tmp_path: Path) -> list[str]:
     Image.fromarray(np.asarray(resized(1, 100, 100).convert("L")).astype(np.uint16) * 200).save(folder / "deep16.png")
     nifti = np.asarray(resized(2, 60, 80).convert("L"), np.float32)
     nib.save(nib.Nifti1Image(nifti, np.diag([0.5, 0.7, 1.0, 1.0])), folder / "slice.nii.gz")
-    return ["demo", "wide", "small_gray", "rgba", "deep16", "slice"]
+    # large enough to be read at a reduced scale (JPEG decoded at 1/4, PNG box-averaged by 3),
+    # with grain that only reading so averages away
+    grain = np.random.default_rng(0).normal(0, 15, (1500, 2000, 3))
+    Image.fromarray(np.clip(np.asarray(resized(0, 1500, 2000), np.float32) + grain, 0, 255).astype(np.uint8)).save(folder / "photo.jpg", quality=90)
+    Image.fromarray(np.clip(np.asarray(resized(1, 800, 1100), np.float32) + grain[:800, :1100], 0, 255).astype(np.uint8)).save(folder / "big.png")
+    return ["demo", "wide", "small_gray", "rgba", "deep16", "slice", "photo", "big"]
 
 
 @pytest.mark.slow

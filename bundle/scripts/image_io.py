@@ -22,6 +22,7 @@ from .image_files import (
     is_nifti,
     list_images,
     pil_to_supported_mode,
+    shrink_on_load,
     stem,
 )
 
@@ -29,26 +30,6 @@ __all__ = [
     "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "KeepFileNamed", "ShrinkOnLoad", "SourceLabelsd", "check_readable", "image_suffix", "is_nifti",
     "list_images", "pil_to_supported_mode", "shrink_on_load", "source_size", "stem",
 ]
-
-
-# modes Image.reduce averages correctly (16-bit and float images are left at full size)
-_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")
-
-
-def shrink_on_load(image: Image.Image, min_size: int) -> Image.Image:
-    """Decodes no more pixels of a lazily opened ``image`` than a ``min_size`` result needs.
-
-    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, ``Image.draft``); another 8-bit
-    image is box-averaged by an integer factor (``Image.reduce``). Either way both sides stay
-    at least ``min_size`` pixels, and smaller images pass unchanged. An 8000x6000 photo for a
-    256 px input becomes 1000x750 without the full image ever being held in memory.
-    """
-    image.draft(None, (min_size, min_size))  # JPEG only; a no-op for other formats
-    image = pil_to_supported_mode(image)
-    factor = min(image.width // min_size, image.height // min_size)
-    if factor > 1 and image.mode in _REDUCIBLE_MODES:
-        image = image.reduce(factor)
-    return image
 
 
 class ShrinkOnLoad:

@@ -9,8 +9,9 @@ ORIGINAL size: ``<stem><mask_suffix>.png`` 0/255, class indices when the model h
 classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine; ``<stem>_overlay.png``),
 and processes each image as that config does:
 
-1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``) as
-   (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1), transposed to
+1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``; large
+   8-bit images decoded at a reduced scale that keeps both sides >= the model's size, as
+   ``shrink_on_load``) as (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1), transposed to
    (Y, X) as the config transposes MONAI's (X, Y) layout for the network;
 2. to 3 float channels: grayscale repeated, an alpha channel dropped;
 3. bilinear resize to the model's size (PyTorch's ``interpolate`` with
@@ -34,15 +35,17 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
-from image_files import contour, is_nifti, list_images, pil_to_supported_mode, stem  # scripts/, beside this file
+from image_files import contour, is_nifti, list_images, shrink_on_load, stem  # scripts/, beside this file
 
 logger = logging.getLogger("onnx_segment")
 
 PREDICTION_COLOUR = (255, 0, 0)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(3, height, width) float32: raster images as stored, 2D NIfTI (X, Y) as (Y, X)."""
+def read_image(path: Path, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(3, height, width) float32 and the source's (height, width): raster images as stored
+    (large ones decoded at a reduced scale, both sides >= ``min_size``), 2D NIfTI (X, Y) as (Y, X)."""
+    original = None
     try:
         if is_nifti(path):
             import nibabel  # only NIfTI inputs need it
@@ -50,7 +53,8 @@ def read_image(path: Path) -> np.ndarray:
             data = np.swapaxes(np.asanyarray(nibabel.load(str(path)).dataobj), 0, 1)[None]
         else:
             with Image.open(path) as image:
-                data = np.asarray(pil_to_supported_mode(image))
+                original = (image.height, image.width)
+                data = np.asarray(shrink_on_load(image, min_size))
             data = data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)
     except Exception as error:  # the library's message follows the file name
         raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
@@ -63,7 +67,7 @@ def read_image(path: Path) -> np.ndarray:
         data = data[:-1]
     if data.shape[0] == 1:
         data = np.repeat(data, 3, axis=0)
-    return data.astype(np.float32)
+    return data.astype(np.float32), original or data.shape[1:]
 
 
 def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -114,23 +118,38 @@ class Segmenter:
         self.size = tuple(inputs.shape[2:])
         self.binary = outputs.shape[1] == 1
 
-    def labels(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each (3, H, W) image: its (H, W) uint8 labels and the network's view of it, (3, H, W)."""
-        batch = np.stack([scale_intensity(resize_bilinear(image, self.size)) for image in images])
+    def labels(self, images: list[tuple[np.ndarray, tuple[int, int]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each (3, h, w) image read from a source of (H, W) pixels (:func:`read_image`): its
+        (H, W) uint8 labels and the network's view of it, (3, *model size)."""
+        batch = np.stack([scale_intensity(resize_bilinear(image, self.size)) for image, _ in images])
         logits = self.session.run([self.output_name], {self.input_name: batch})[0]
         results = []
-        for image, scaled, logit in zip(images, batch, logits):
-            probability = resize_bilinear(probabilities(logit), image.shape[1:])
+        for (_, original), scaled, logit in zip(images, batch, logits):
+            probability = resize_bilinear(probabilities(logit), original)
             labels = probability[0] >= 0.5 if self.binary else probability.argmax(0)
-            results.append((labels.astype(np.uint8), resize_bilinear(scaled, image.shape[1:])))
+            results.append((labels.astype(np.uint8), scaled))
         return results
 
 
+def overlay(labels: np.ndarray, view: np.ndarray, max_size: int) -> np.ndarray:
+    """(h, w, 3) uint8: the network's (3, H', W') view under the contour of the (H, W) labels,
+    at the labels' size shrunk to a longest side of at most ``max_size``."""
+    height, width = labels.shape
+    scale = min(1.0, max_size / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))  # Pillow's (W, H)
+    picture = Image.fromarray(np.clip(np.moveaxis(view, 0, -1), 0, 255).astype(np.uint8))
+    picture = np.array(picture.resize(size, Image.Resampling.BILINEAR))
+    small = np.asarray(Image.fromarray(labels).resize(size, Image.Resampling.NEAREST))
+    picture[contour(small, max(1, min(small.shape) // 200))] = PREDICTION_COLOUR
+    return picture
+
+
 def write_outputs(
-    source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool, mask_suffix: str = "_mask"
+    source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool, mask_suffix: str = "_mask",
+    overlay_max_size: int = 1024,
 ) -> None:
-    """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) and ``<stem>_overlay.png``
-    from (H, W) labels; binary masks hold 0/255."""
+    """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) from (H, W) labels
+    (binary masks hold 0/255) and, unless ``overlay_max_size`` is 0, ``<stem>_overlay.png``."""
     name = stem(source)
     mask_values = labels * np.uint8(255) if binary else labels
     if is_nifti(source):
@@ -142,13 +161,13 @@ def write_outputs(
         nibabel.save(mask, str(output_dir / f"{name}{mask_suffix}.nii.gz"))
     else:
         Image.fromarray(mask_values).save(output_dir / f"{name}{mask_suffix}.png")
-    picture = np.clip(np.moveaxis(view, 0, -1), 0, 255).astype(np.uint8)
-    picture[contour(labels, max(1, min(labels.shape) // 200))] = PREDICTION_COLOUR
-    Image.fromarray(picture).save(output_dir / f"{name}_overlay.png")
+    if overlay_max_size > 0:
+        Image.fromarray(overlay(labels, view, overlay_max_size)).save(output_dir / f"{name}_overlay.png")
 
 
 def segment_folder(
-    input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0, mask_suffix: str = "_mask"
+    input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0, mask_suffix: str = "_mask",
+    overlay_max_size: int = 1024,
 ) -> int:
     """Segments every image in ``input_dir`` into ``output_dir``; returns how many. Every input
     is checked before anything is written."""
@@ -157,9 +176,9 @@ def segment_folder(
     output_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(files), batch_size):
         sources = files[start : start + batch_size]
-        results = segmenter.labels([read_image(path) for path in sources])
+        results = segmenter.labels([read_image(path, min(segmenter.size)) for path in sources])
         for source, (labels, view) in zip(sources, results):
-            write_outputs(source, labels, view, output_dir, segmenter.binary, mask_suffix)
+            write_outputs(source, labels, view, output_dir, segmenter.binary, mask_suffix, overlay_max_size)
     return len(files)
 
 
@@ -171,12 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
     parser.add_argument("--mask_suffix", default="_mask", help="masks are named <stem><mask_suffix>; _segmentation: ISIC's names")
+    parser.add_argument("--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.png in pixels; 0: no overlays")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
     logger.setLevel(logging.INFO)
     start = time.perf_counter()
     try:
-        count = segment_folder(args.input_dir, args.output_dir, args.model, args.batch_size, args.threads, args.mask_suffix)
+        count = segment_folder(
+            args.input_dir, args.output_dir, args.model, args.batch_size, args.threads, args.mask_suffix, args.overlay_max_size
+        )
     except (FileNotFoundError, ValueError) as error:
         logger.error("error: %s", error)
         return 1
