@@ -306,6 +306,13 @@ def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
             f"ratio: {per_image / net:.2f}x the network's own per-image time"]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss
+    would start at the parent's peak (this script's, after the sections before)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
 def large_child(folder: Path, out: Path) -> None:
     """In a fresh process: one inference run over ``folder``; prints seconds and peak RSS."""
     parser = bundle_parser("inference.yaml", input_dir=str(folder), output_dir=str(out))
@@ -313,9 +320,9 @@ def large_child(folder: Path, out: Path) -> None:
     import networks
 
     networks.load_reference_weights(parser.get_parsed_content("network_def"), parser.get_parsed_content("ckpt_path"))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mb()
     elapsed = seconds(evaluator.run)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"seconds": elapsed, "rss_before": before, "peak": peak, "workers_peak": workers}))
 
