@@ -231,7 +231,7 @@ def selective_scan_chunked(
     Eager PyTorch runs an in-place version that allocates no state-sized temporaries and, when
     gradients are needed, a hand-written backward pass. Under TorchScript, tracing or
     ``torch.export`` (ONNX) :func:`networks.scan.export.selective_scan_unrolled` runs instead:
-    plain tensor code in ``O(log L)`` operators, which autograd can differentiate.
+    plain tensor code in ``O(T + log(L / T))`` operators, which autograd can differentiate.
 
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)

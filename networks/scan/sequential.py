@@ -10,9 +10,10 @@ __all__ = ["selective_scan_sequential", "upcast"]
 
 def upcast(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
     """At least float32, the precision every backend scans in (half inputs are upcast, float64
-    ones stay float64 for checks)."""
+    ones stay float64 for checks). Tensors already in that dtype pass as they are, so that a
+    traced or exported graph holds no conversions that do nothing."""
     dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-    return [t.to(dtype) for t in tensors]
+    return [t if t.dtype == dtype else t.to(dtype) for t in tensors]
 
 
 def selective_scan_sequential(
