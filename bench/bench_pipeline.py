@@ -337,14 +337,14 @@ def section_large(work: Path) -> list[str]:
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     mask = Image.open(out / "photo_0000_mask.png")
-    overlay = Image.open(out / "photo_0000_overlay.png")
+    overlay = Image.open(out / "photo_0000_overlay.jpg")
     lines = ["one 8000x6000 JPEG, configs/inference.yaml defaults, fresh process each (2 runs)",
              "| run | s (model loaded, read to files written) | peak RSS MB, main process | before the run | largest worker |",
              "| --- | --- | --- | --- | --- |"]
     for i, r in enumerate(results, 1):
         lines.append(f"| {i} | {r['seconds']:.2f} | {r['peak']:.0f} | {r['rss_before']:.0f} | {r['workers_peak']:.0f} |")
     lines.append(f"mask {mask.size[0]}x{mask.size[1]} ({(out / 'photo_0000_mask.png').stat().st_size / 2**10:.0f} KB), "
-                 f"overlay {overlay.size[0]}x{overlay.size[1]} ({(out / 'photo_0000_overlay.png').stat().st_size / 2**10:.0f} KB)")
+                 f"overlay {overlay.size[0]}x{overlay.size[1]} ({(out / 'photo_0000_overlay.jpg').stat().st_size / 2**10:.0f} KB)")
     return lines
 
 

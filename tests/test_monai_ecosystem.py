@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_bundle import BUNDLE, EVALUATE, INFER, PY, bundle, read_png, run
+from test_bundle import BUNDLE, EVALUATE, INFER, PY, bundle, read_picture, run
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
 
@@ -32,8 +32,8 @@ def lesions(tmp_path_factory) -> Path:
     """images/<name>.png and truth/<name>.png for each cut of one 256x256 synthetic case."""
     root = tmp_path_factory.mktemp("lesions")
     run([PY, "-m", "prepare", "synthetic", "--out", str(root / "synthetic"), "--num-images", "2", "--size", "256"], cwd=BUNDLE.parent)
-    image = read_png(root / "synthetic" / "images" / "synthetic_0001.png")
-    mask = read_png(root / "synthetic" / "masks" / "synthetic_0001.png")
+    image = read_picture(root / "synthetic" / "images" / "synthetic_0001.png")
+    mask = read_picture(root / "synthetic" / "masks" / "synthetic_0001.png")
     for folder in ("images", "truth"):
         (root / folder).mkdir()
     for name, (rows, columns) in CUTS.items():
@@ -52,7 +52,7 @@ def bundle_masks(lesions) -> Path:
 
 def test_masks_land_on_the_lesion_in_non_square_images(lesions, bundle_masks):
     for name in CUTS:
-        mask, truth = read_png(bundle_masks / f"{name}_mask.png") > 127, read_png(lesions / "truth" / f"{name}.png") > 127
+        mask, truth = read_picture(bundle_masks / f"{name}_mask.png") > 127, read_picture(lesions / "truth" / f"{name}.png") > 127
         assert mask.shape == truth.shape, name
         assert (mask & truth).sum() / (mask | truth).sum() > 0.8, name
         np.testing.assert_allclose(np.argwhere(mask).mean(0), np.argwhere(truth).mean(0), atol=4, err_msg=name)
@@ -109,7 +109,7 @@ def test_monai_label_style_inference_gives_the_bundle_masks(lesions, bundle_mask
         writer = PILWriter(output_dtype=np.uint8, scale=None)
         writer.set_data_array(result, channel_dim=None)
         writer.write(tmp_path / f"{name}.png")
-        np.testing.assert_array_equal(read_png(tmp_path / f"{name}.png"), read_png(bundle_masks / f"{name}_mask.png"), err_msg=name)
+        np.testing.assert_array_equal(read_picture(tmp_path / f"{name}.png"), read_picture(bundle_masks / f"{name}_mask.png"), err_msg=name)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in CUTS), "postprocessing wrote files"
 
 
@@ -187,5 +187,5 @@ def test_isic_metrics_agree_with_the_challenge_scorer(lesions, tmp_path):
     # evaluate writes the same masks as inference
     for case in test:
         stem = Path(case["image"]).stem
-        np.testing.assert_array_equal(read_png(tmp_path / "eval" / f"{stem}_mask.png"),
-                                      read_png(tmp_path / "submission" / f"{stem}_segmentation.png"))
+        np.testing.assert_array_equal(read_picture(tmp_path / "eval" / f"{stem}_mask.png"),
+                                      read_picture(tmp_path / "submission" / f"{stem}_segmentation.png"))

@@ -146,7 +146,7 @@ def test_onnx_segment_without_torch_agrees_with_the_bundle(tmp_path, without_tor
         assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, name
         assert (ours == theirs).mean() >= 0.999, name
         found.append((theirs > 0).mean())
-        overlays = [Image.open(tmp_path / d / f"{name}_overlay.png") for d in ("onnx", "torch")]
+        overlays = [Image.open(tmp_path / d / f"{name}_overlay.jpg") for d in ("onnx", "torch")]
         assert overlays[0].size == overlays[1].size and overlays[0].mode == overlays[1].mode
     assert 0.02 < np.mean(found) < 0.9, "the demo model should find lesions in demo images"
 

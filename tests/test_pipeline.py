@@ -90,7 +90,7 @@ def test_overlays_are_bounded_or_switched_off(tmp_path):
     item = {"image": MetaTensor(torch.rand(3, 64, 64) * 255, meta={"filename_or_obj": str(source)}),
             "pred": torch.from_numpy(np.pad(np.full((600, 800), 255, np.uint8), ((300, 300), (400, 400))).T)}  # (W, H)
     SaveSegmentationd("pred", tmp_path / "bounded", overlay_max_size=400)(item)
-    assert Image.open(tmp_path / "bounded" / "p_overlay.png").size == (400, 300)
+    assert Image.open(tmp_path / "bounded" / "p_overlay.jpg").size == (400, 300)
     mask = np.asarray(Image.open(tmp_path / "bounded" / "p_mask.png"))
     assert mask.shape == (1200, 1600) and set(np.unique(mask)) == {0, 255}
     SaveSegmentationd("pred", tmp_path / "off", overlay_max_size=0)(item)

@@ -17,7 +17,7 @@ from typing import Any
 import monai
 
 # raised when the cached preprocessing changes in a way no setting shows (new code)
-CACHE_FORMAT = 2  # 2: images read in MONAI's layout, then transposed
+CACHE_FORMAT = 3  # 2: images read in MONAI's layout, then transposed; 3: transposed after the resize
 
 
 class CaseKey:

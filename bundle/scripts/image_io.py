@@ -93,7 +93,9 @@ class As2DChannelsd(MapTransform):
             image = image[:1]
         elif channels != self.num_channels:
             raise ValueError(f"{source}: {channels} channels, cannot make {self.num_channels}")
-        return image.float()
+        # contiguous: loaded images come with channels-last strides, on which the min-max
+        # scaling's reductions were 10x slower
+        return image.float().contiguous()
 
 
 class KeepFileNamed(MapTransform):

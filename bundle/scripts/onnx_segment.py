@@ -6,7 +6,7 @@
 Run from the bundle root. It reads, lists, refuses and writes files as
 ``configs/inference.yaml`` does (same file types, same error messages, same outputs at the
 ORIGINAL size: ``<stem><mask_suffix>.png`` 0/255, class indices when the model has several
-classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine; ``<stem>_overlay.png``),
+classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine; ``<stem>_overlay.jpg``),
 and processes each image as that config does:
 
 1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``; large
@@ -35,11 +35,9 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
-from image_files import contour, is_nifti, list_images, shrink_on_load, stem  # scripts/, beside this file
+from image_files import OVERLAY_SAVE_OPTIONS, PREDICTION_COLOUR, contour, is_nifti, list_images, shrink_on_load, stem  # scripts/, beside this file
 
 logger = logging.getLogger("onnx_segment")
-
-PREDICTION_COLOUR = (255, 0, 0)
 
 
 def read_image(path: Path, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -149,7 +147,7 @@ def write_outputs(
     overlay_max_size: int = 1024,
 ) -> None:
     """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) from (H, W) labels
-    (binary masks hold 0/255) and, unless ``overlay_max_size`` is 0, ``<stem>_overlay.png``."""
+    (binary masks hold 0/255) and, unless ``overlay_max_size`` is 0, ``<stem>_overlay.jpg``."""
     name = stem(source)
     mask_values = labels * np.uint8(255) if binary else labels
     if is_nifti(source):
@@ -162,7 +160,7 @@ def write_outputs(
     else:
         Image.fromarray(mask_values).save(output_dir / f"{name}{mask_suffix}.png")
     if overlay_max_size > 0:
-        Image.fromarray(overlay(labels, view, overlay_max_size)).save(output_dir / f"{name}_overlay.png")
+        Image.fromarray(overlay(labels, view, overlay_max_size)).save(output_dir / f"{name}_overlay.jpg", **OVERLAY_SAVE_OPTIONS)
 
 
 def segment_folder(
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
     parser.add_argument("--mask_suffix", default="_mask", help="masks are named <stem><mask_suffix>; _segmentation: ISIC's names")
-    parser.add_argument("--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.png in pixels; 0: no overlays")
+    parser.add_argument("--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.jpg in pixels; 0: no overlays")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
     logger.setLevel(logging.INFO)

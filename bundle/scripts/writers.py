@@ -15,15 +15,13 @@ from monai.transforms import MapTransform
 from PIL import Image
 
 from .atomic import write_atomically
-from .image_files import contour
+from .image_files import GROUND_TRUTH_COLOUR, OVERLAY_SAVE_OPTIONS, PREDICTION_COLOUR, contour
 from .image_io import is_nifti, pil_to_supported_mode, stem
 
 logger = logging.getLogger(__name__)
 
-GROUND_TRUTH_COLOUR = (0, 255, 0)
-PREDICTION_COLOUR = (255, 0, 0)
-# zlib's fastest level: a mask or overlay is written in a third of the time of the default
-# level, for files about twice as large
+# zlib's fastest level: a mask is written in a third of the time of the default level, for
+# files about twice as large
 PNG_COMPRESS_LEVEL = 1
 
 
@@ -81,7 +79,7 @@ def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class SaveSegmentationd(MapTransform):
-    """Writes ``<stem><mask_suffix>.png`` (or ``.nii.gz``) and ``<stem>_overlay.png`` for each prediction.
+    """Writes ``<stem><mask_suffix>.png`` (or ``.nii.gz``) and ``<stem>_overlay.jpg`` for each prediction.
 
     The predictions are label maps in MONAI's layout, (W, H) at the source's size, as the
     configs' ``postprocessing`` ends (:class:`scripts.resampling.SourceSizeLabelsd`); they are
@@ -119,9 +117,9 @@ class SaveSegmentationd(MapTransform):
             if self.overlay_max_size > 0:
                 rows_first = prediction.T  # (H, W), as pictures are stored
                 picture = overlay_picture(source, image, overlay_size(rows_first.shape, self.overlay_max_size))
-                path = self.output_dir / f"{stem(source)}_overlay.png"
+                path = self.output_dir / f"{stem(source)}_overlay.jpg"
                 picture = Image.fromarray(overlay(picture, rows_first, label))
-                write_atomically(path, lambda p: picture.save(p, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
+                write_atomically(path, lambda p: picture.save(p, **OVERLAY_SAVE_OPTIONS))
         return data
 
     def _write_mask(self, source: str, mask: np.ndarray) -> None:
