@@ -1,6 +1,9 @@
 """The whole network traces under torch.compile as one graph, forward and backward: each scan
 backend is a custom operator with its backward pass, so nothing breaks the graph."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch._dynamo
@@ -51,3 +54,32 @@ def test_mamba_block_under_inductor_equals_eager():
     out, expected = compiled(x), block(x)
     assert torch.allclose(out, expected, atol=1e-5)
     assert_grads_close(parameter_grads(block, out), parameter_grads(block, expected))
+
+
+CAPTURE_FIRST_CALL = """
+import torch
+from networks import UltraLightVMUNet
+from networks.scan.compiled_cpu import compiled_cpu_loaded
+
+graphs = []
+def capture(gm, example_inputs):
+    graphs.append(str(gm.graph))
+    return gm.forward
+
+assert not compiled_cpu_loaded()
+net = UltraLightVMUNet(out_channels=1).eval()
+with torch.no_grad():  # the network's first call ever is a compiled one
+    torch.compile(net, backend=capture, fullgraph=True)(torch.rand(1, 3, 64, 64))
+print("scan_cpu" in graphs[0], "scan_torch" in graphs[0])
+"""
+
+
+def test_a_network_compiled_before_any_eager_call_traces_the_compiled_cpu_kernel():
+    from networks.scan.compiled_cpu import compiled_cpu_available
+
+    if not compiled_cpu_available():
+        pytest.skip("no C++ compiler: the CPU kernel cannot be built here")
+    # a fresh process: in this one, earlier tests have loaded the kernel already
+    result = subprocess.run([sys.executable, "-c", CAPTURE_FIRST_CALL], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "False"]

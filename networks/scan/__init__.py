@@ -84,6 +84,12 @@ def check_backend(backend: str) -> None:
         _scan_function("triton")  # imported now, not first inside a torch.compile trace
 
 
+# Under torch.compile the kernel is built (or loaded) while dynamo traces, as in eager mode:
+# with only "is it loaded yet", a network compiled before its first eager call silently ran
+# the pure-PyTorch scan, 3x slower.
+_compiled_cpu_at_trace_time = torch.compiler.assume_constant_result(compiled_cpu_available)
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that runs for tensors on ``device`` when ``backend`` is asked for."""
     if backend == "cuda" and device.type != "cuda":
@@ -96,9 +102,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "cpu" and device.type != "cpu":
         raise ValueError(f"scan_backend='cpu' runs on CPU tensors only, got one on {device}; use 'auto'")
     if backend in ("auto", "cpu") and device.type == "cpu":
-        # compiled_cpu_available builds the kernel on first use: never inside a trace
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if torch.jit.is_tracing():  # a trace records operators only: nothing is built inside one
             return "cpu" if compiled_cpu_loaded() else "torch"
+        if torch.compiler.is_compiling():  # dynamo calls it once, outside the graph
+            return "cpu" if _compiled_cpu_at_trace_time() else "torch"
         return "cpu" if compiled_cpu_available() else "torch"
     if backend != "auto":
         return backend
