@@ -24,7 +24,8 @@ from scripts.caching import CaseKey  # noqa: E402
 from scripts.console import EpochLog  # noqa: E402
 from scripts.image_io import ShrinkOnLoad, source_size  # noqa: E402
 from scripts.resampling import probabilities_to_labels  # noqa: E402
-from scripts.writers import SaveSegmentationd, overlay_size  # noqa: E402
+from scripts.image_files import overlay_size  # noqa: E402
+from scripts.writers import SaveSegmentationd  # noqa: E402
 
 
 def photo(path: Path, width: int, height: int, mode: str = "RGB") -> Path:

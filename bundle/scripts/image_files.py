@@ -131,3 +131,30 @@ def contour(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
         grown = np.pad(edge, 1)
         edge = edge | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
     return edge
+
+
+def overlay_size(shape: tuple[int, ...], max_size: int) -> tuple[int, int]:
+    """(H, W) of ``shape``'s first two axes, shrunk to a longest side of at most ``max_size``."""
+    height, width = shape[:2]
+    scale = min(1.0, max_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def draw_contours(picture: np.ndarray, prediction: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 picture -> a copy with contours: ground truth green, prediction red.
+
+    ``prediction`` and ``label`` are (h, w) label maps of any size; they are resized to the
+    picture's size by nearest neighbour.
+    """
+    rgb = picture.copy()
+    thickness = max(1, min(rgb.shape[:2]) // 200)
+    for labels, colour in ((label, GROUND_TRUTH_COLOUR), (prediction, PREDICTION_COLOUR)):
+        if labels is not None:
+            rgb[contour(_nearest(labels, rgb.shape[:2]), thickness)] = colour
+    return rgb
+
+
+def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if labels.shape == size:
+        return labels
+    return np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.Resampling.NEAREST))

@@ -35,7 +35,7 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
-from image_files import OVERLAY_SAVE_OPTIONS, PREDICTION_COLOUR, contour, is_nifti, list_images, shrink_on_load, stem  # scripts/, beside this file
+from image_files import OVERLAY_SAVE_OPTIONS, draw_contours, is_nifti, list_images, overlay_size, shrink_on_load, stem  # scripts/, beside this file
 
 logger = logging.getLogger("onnx_segment")
 
@@ -132,14 +132,9 @@ class Segmenter:
 def overlay(labels: np.ndarray, view: np.ndarray, max_size: int) -> np.ndarray:
     """(h, w, 3) uint8: the network's (3, H', W') view under the contour of the (H, W) labels,
     at the labels' size shrunk to a longest side of at most ``max_size``."""
-    height, width = labels.shape
-    scale = min(1.0, max_size / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))  # Pillow's (W, H)
+    height, width = overlay_size(labels.shape, max_size)
     picture = Image.fromarray(np.clip(np.moveaxis(view, 0, -1), 0, 255).astype(np.uint8))
-    picture = np.array(picture.resize(size, Image.Resampling.BILINEAR))
-    small = np.asarray(Image.fromarray(labels).resize(size, Image.Resampling.NEAREST))
-    picture[contour(small, max(1, min(small.shape) // 200))] = PREDICTION_COLOUR
-    return picture
+    return draw_contours(np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR)), labels)
 
 
 def write_outputs(

@@ -15,7 +15,7 @@ from monai.transforms import MapTransform
 from PIL import Image
 
 from .atomic import write_atomically
-from .image_files import GROUND_TRUTH_COLOUR, OVERLAY_SAVE_OPTIONS, PREDICTION_COLOUR, contour
+from .image_files import OVERLAY_SAVE_OPTIONS, draw_contours, overlay_size
 from .image_io import is_nifti, pil_to_supported_mode, stem
 
 logger = logging.getLogger(__name__)
@@ -31,27 +31,6 @@ def label_map(segmentation: torch.Tensor | np.ndarray) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"expected a (W, H) label map without a channel axis, got shape {array.shape}")
     return array.astype(np.uint8, copy=False)
-
-
-def overlay(picture: np.ndarray, prediction: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 picture -> the same with contours: ground truth green, prediction red.
-
-    ``prediction`` and ``label`` are (h, w) label maps of any size; they are resized to the
-    picture's size by nearest neighbour.
-    """
-    rgb = picture.copy()
-    thickness = max(1, min(rgb.shape[:2]) // 200)
-    for labels, colour in ((label, GROUND_TRUTH_COLOUR), (prediction, PREDICTION_COLOUR)):
-        if labels is not None:
-            rgb[contour(_nearest(labels, rgb.shape[:2]), thickness)] = colour
-    return rgb
-
-
-def overlay_size(shape: tuple[int, ...], max_size: int) -> tuple[int, int]:
-    """(H, W) of ``shape``'s first two axes, shrunk to a longest side of at most ``max_size``."""
-    height, width = shape[:2]
-    scale = min(1.0, max_size / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -70,12 +49,6 @@ def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, i
                 return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR))
     array = np.clip(np.moveaxis(np.asarray(network_input.detach().cpu()), 0, -1), 0, 255).astype(np.uint8)
     return np.asarray(Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-
-def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if labels.shape == size:
-        return labels
-    return np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.Resampling.NEAREST))
 
 
 class SaveSegmentationd(MapTransform):
@@ -118,7 +91,7 @@ class SaveSegmentationd(MapTransform):
                 rows_first = prediction.T  # (H, W), as pictures are stored
                 picture = overlay_picture(source, image, overlay_size(rows_first.shape, self.overlay_max_size))
                 path = self.output_dir / f"{stem(source)}_overlay.jpg"
-                picture = Image.fromarray(overlay(picture, rows_first, label))
+                picture = Image.fromarray(draw_contours(picture, rows_first, label))
                 write_atomically(path, lambda p: picture.save(p, **OVERLAY_SAVE_OPTIONS))
         return data
 
