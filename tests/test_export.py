@@ -1,9 +1,16 @@
 """Deployment paths: TorchScript (MONAI model zoo) and ONNX (small devices) give eager's output."""
 
+import numpy as np
 import pytest
 import torch
 
+import networks
 from networks import UltraLightVMUNet
+
+# what the ONNX scan (and the softplus before it) may be made of: elementwise arithmetic and
+# reshaping, no loop and nothing custom
+STANDARD_SCAN_OPERATORS = {"Add", "Mul", "Exp", "Softplus", "Greater", "Where", "Div", "MatMul", "ReduceSum", "Reshape", "Split", "Slice",
+                           "Pad", "Concat", "Constant"}
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +49,38 @@ def test_onnx_export_runs_in_onnxruntime_with_standard_operators(net_and_input, 
     out = session.run(None, {"image": x.numpy()})[0]
     with torch.no_grad():
         assert abs(out - net(x).numpy()).max() < 1e-4
+
+
+class _ScanOfOneInput(torch.nn.Module):
+    """A selective scan whose u, delta, B and C are slices of one (batch, L, 2 Ch + 2 S) input,
+    so that it exports like a network."""
+
+    def __init__(self, channels: int, states: int) -> None:
+        super().__init__()
+        self.sizes = [channels, channels, states, states]
+        self.A = torch.nn.Parameter(-torch.rand(channels, states) * 2)
+        self.D = torch.nn.Parameter(torch.randn(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, delta, B, C = (x / 255).split(self.sizes, dim=-1)
+        return networks.scan.selective_scan(u, torch.nn.functional.softplus(delta), self.A, B, C, self.D)
+
+
+@pytest.mark.parametrize("length", [1, 5, 8, 13, 64, 100])
+def test_scan_written_in_onnx_equals_the_sequential_scan(length):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from networks.onnx_export import export_onnx
+
+    torch.manual_seed(length)
+    module = _ScanOfOneInput(channels=6, states=4)
+    model = export_onnx(module, (length, 20))
+    assert {node.op_type for node in model.graph.node} <= STANDARD_SCAN_OPERATORS
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):  # any batch size
+        x = torch.rand(batch, length, 20) * 255
+        u, delta, B, C = (x / 255).split(module.sizes, dim=-1)
+        with torch.no_grad():
+            expected = networks.scan.selective_scan_sequential(u, torch.nn.functional.softplus(delta), module.A, B, C, module.D)
+        actual = session.run(None, {"image": x.numpy()})[0]
+        np.testing.assert_allclose(actual, expected.numpy(), rtol=1e-5, atol=1e-5)

@@ -94,6 +94,12 @@ def test_export_command_rebuilds_and_checks_the_model(tmp_path):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 1, 64, 64)
 
+    # a model that fails its check against PyTorch does not replace the one there
+    written = out.read_bytes()
+    proc = run([PY, "scripts/export_onnx.py", "--output", str(out), "--spatial_size", "64", "--tolerance", "1e-12"], check=False)
+    assert proc.returncode == 1 and "differs from PyTorch" in proc.stderr and "was not written" in proc.stderr
+    assert out.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
     proc = run([PY, "scripts/export_onnx.py", "--output", str(tmp_path / "bad.onnx"), "--spatial_size", "48"], check=False)
     assert proc.returncode == 1 and "multiple of 32" in proc.stderr
     proc = run([PY, "scripts/export_onnx.py", "--ckpt_path", str(tmp_path / "missing.pt")], check=False)

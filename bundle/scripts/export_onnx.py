@@ -1,13 +1,13 @@
-"""Exports the bundle's network to ONNX and checks the file against PyTorch.
+"""Exports the bundle's network to ONNX and checks the model against PyTorch.
 
     python scripts/export_onnx.py [--ckpt_path models/model.pt] [--output models/model.onnx]
 
 from the bundle root writes ONE self-contained file (weights inside, standard ONNX operators
 only, metadata such as source paths stripped) for images of ``spatial_size`` (from
 ``configs/inference.yaml``, or ``--spatial_size``) and any batch size, then runs it in
-onnxruntime next to the PyTorch network on random images and stops with an error when they
-differ by more than ``--tolerance``. Input ``image`` (batch, 3, S, S) float32 in [0, 255] (min-max
-scaled per image); output ``pred`` (batch, num_classes, S, S) float32 logits.
+onnxruntime next to the PyTorch network on random images and stops with an error, writing
+nothing, when they differ by more than ``--tolerance``. Input ``image`` (batch, 3, S, S) float32
+in [0, 255] (min-max scaled per image); output ``pred`` (batch, num_classes, S, S) float32 logits.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from monai.bundle import ConfigParser
 # vendored `networks` (in the repository, the installed project is found instead)
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 import networks  # noqa: E402
+from networks.onnx_export import export_onnx  # noqa: E402
+from scripts.atomic import write_atomically  # noqa: E402
+from scripts.errors import WriteError  # noqa: E402
 
 logger = logging.getLogger("export_onnx")
 
@@ -46,42 +49,10 @@ def build_network(config_file: Path, ckpt_path: Path, num_classes: int | None) -
     return network.eval(), int(parser.get_parsed_content("network_def#in_channels")), int(parser.get_parsed_content("spatial_size"))
 
 
-def export_onnx(network: torch.nn.Module, shape: tuple[int, int, int], output: Path) -> onnx.ModelProto:
-    """Writes ``network`` for inputs of (batch, *shape) to ``output``; returns the model."""
-    if shape[1] % 32 or shape[2] % 32:
-        raise ValueError(f"spatial_size must be a multiple of 32, got {shape[1]}")
-    # a batch of 2 to trace with: torch.export treats sizes 0 and 1 as constants
-    example = torch.rand(2, *shape) * 255
-    program = torch.onnx.export(
-        network,
-        (example,),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-        dynamo=True,
-        optimize=True,
-        verbose=False,
-    )
-    model = program.model_proto
-    # the exporter records each node's Python stack and module path: most of the file, and
-    # paths of this machine; none of it is needed to run the model
-    for node in model.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del model.graph.value_info[:]
-    onnx.checker.check_model(model, full_check=True)
-    custom = sorted({node.domain for node in model.graph.node} - {"", "ai.onnx"})
-    if custom:
-        raise RuntimeError(f"the exported graph uses non-standard operator domains {custom}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(output))
-    return model
-
-
-def check_against_pytorch(network: torch.nn.Module, model_path: Path, shape: tuple[int, int, int], tolerance: float) -> float:
+def check_against_pytorch(network: torch.nn.Module, model: onnx.ModelProto, shape: tuple[int, int, int], tolerance: float) -> float:
     """The largest difference between onnxruntime's and PyTorch's outputs on random batches of
     1 and 3 images; raises ValueError above ``tolerance``."""
-    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
     largest = 0.0
     for batch in (1, 3):
@@ -90,10 +61,10 @@ def check_against_pytorch(network: torch.nn.Module, model_path: Path, shape: tup
             expected = network(images).numpy()
         actual = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
         if actual.shape != expected.shape:
-            raise ValueError(f"{model_path}: output shape {actual.shape} for batch {batch}, expected {expected.shape}")
+            raise ValueError(f"onnxruntime gave an output of shape {actual.shape} for batch {batch}, expected {expected.shape}")
         largest = max(largest, float(np.abs(actual - expected).max()))
     if largest > tolerance:
-        raise ValueError(f"{model_path}: onnxruntime differs from PyTorch by {largest:.2e} (> {tolerance:.0e})")
+        raise ValueError(f"onnxruntime differs from PyTorch by {largest:.2e} (> --tolerance {tolerance:.0e})")
     return largest
 
 
@@ -116,11 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         network, channels, spatial_size = build_network(args.config_file, args.ckpt_path, args.num_classes)
         shape = (channels, args.spatial_size or spatial_size, args.spatial_size or spatial_size)
+        if shape[1] % 32 or shape[2] % 32:
+            raise ValueError(f"spatial_size must be a multiple of 32, got {shape[1]}")
         start = time.perf_counter()
-        model = export_onnx(network, shape, args.output)
+        model = export_onnx(network, shape, input_name=INPUT_NAME, output_name=OUTPUT_NAME)
         seconds = time.perf_counter() - start
-        difference = check_against_pytorch(network, args.output, shape, args.tolerance)
+        difference = check_against_pytorch(network, model, shape, args.tolerance)
     except ValueError as error:
+        logger.error("error: %s; %s was not written", error, args.output)
+        return 1
+    try:  # only a checked model replaces the old one, and never half-written
+        write_atomically(args.output, lambda path: onnx.save_model(model, str(path)))
+    except WriteError as error:
         logger.error("error: %s", error)
         return 1
     logger.info(

@@ -17,6 +17,10 @@ in the dtype of ``u``, scanned in float32 (float64 stays float64 where a backend
 | ``triton``     | ``triton_scan``      | CUDA GPUs, compiled at run time (CPU with TRITON_INTERPRET=1) |
 | ``cuda``       | ``mamba_ssm_kernels``| CUDA, when the reference release's ``mamba-ssm`` is installed |
 
+Exporters use plain tensor code: ``export`` (the scan unrolled into a short graph of whole-tensor
+operators, for TorchScript, tracing and ``torch.export``) and ``onnx_graph`` (the same scan
+written in ONNX operators, for :func:`networks.onnx_export.export_onnx`).
+
 ``auto`` takes, for CUDA tensors, ``cuda`` when mamba-ssm imports, else ``triton`` when Triton
 imports, else ``torch``; for CPU tensors ``cpu`` when it builds (unless ``ULVM_NO_COMPILE=1``),
 else ``torch``; for other devices ``torch``. The first call of each backend logs it.
@@ -34,6 +38,7 @@ _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 from .chunked import selective_scan_chunked
 from .compiled_cpu import compiled_cpu_available, compiled_cpu_loaded, selective_scan_cpu
+from .export import recording_one_operator, scan_export
 from .mamba_ssm_kernels import cuda_kernels_available
 from .sequential import selective_scan_sequential
 
@@ -148,7 +153,8 @@ def selective_scan(
     """The selective scan by ``backend`` (any of :data:`SCAN_BACKENDS` but ``cuda``, whose
     kernels the Mamba block calls itself). Each backend is one custom operator with its backward
     pass, so ``torch.compile(fullgraph=True)`` traces through it; tracing, scripting and export
-    take the plain-tensor ``torch`` path, which every exporter understands.
+    take the plain-tensor ``torch`` path, which every exporter understands (or, for the ONNX
+    exporter, one operator: :func:`networks.scan.export.scan_as_one_operator`).
 
     Example:
         >>> u, delta = torch.randn(2, 100, 12), torch.rand(2, 100, 12)
@@ -157,6 +163,8 @@ def selective_scan(
         >>> selective_scan(u, delta, A, B, C, D).shape
         torch.Size([2, 100, 12])
     """
+    if recording_one_operator():
+        return scan_export(u, delta, A, B, C, D)
     name = resolve_backend(backend, u.device)
     if torch.jit.is_tracing() or torch.compiler.is_exporting():
         name = "sequential" if name == "sequential" else "torch"

@@ -22,14 +22,44 @@ ran the whole network 1.5x slower that way (CPU time, one thread, batches of 1 a
 Numerically it only multiplies decays ``exp(delta * A)`` in ``(0, 1]`` (nothing is divided or
 exponentiated from a positive argument), so it cannot overflow; only the order of the sums
 differs from the token-by-token reference.
+
+``torch.export`` spends about 20 ms per recorded operator on symbolic shapes; the scans' ~600
+unrolled operators made most of an ONNX export's minute. Inside :func:`scan_as_one_operator`
+each scan is instead recorded as ONE operator, ``ulvmunet::scan_export``, which
+:mod:`networks.scan.onnx_graph` writes as ONNX operators directly (see
+:func:`networks.onnx_export.export_onnx`). Outside it, ``torch.export`` records the unrolled
+operators, which any consumer of an exported program understands.
 """
+
+import contextlib
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from .sequential import upcast
 
-__all__ = ["selective_scan_unrolled"]
+__all__ = ["scan_as_one_operator", "recording_one_operator", "scan_export", "selective_scan_unrolled"]
+
+_one_operator = False  # a plain global: torch.compile traces the check below
+
+
+@contextlib.contextmanager
+def scan_as_one_operator() -> Iterator[None]:
+    """Inside, ``torch.export`` records each selective scan as the single operator
+    ``ulvmunet::scan_export`` (for exporters given its translation) instead of its unrolled
+    operators."""
+    global _one_operator
+    before, _one_operator = _one_operator, True
+    try:
+        yield
+    finally:
+        _one_operator = before
+
+
+def recording_one_operator() -> bool:
+    """True while ``torch.export`` traces inside :func:`scan_as_one_operator`."""
+    return torch.compiler.is_exporting() and _one_operator
 
 
 def _shift(x: torch.Tensor, width: int, dim: int, fill: float) -> torch.Tensor:
@@ -104,3 +134,15 @@ def selective_scan_unrolled(
         y = y[:, :length]
     y = y + u_f * D
     return y if y.dtype == u.dtype else y.to(u.dtype)
+
+
+@torch.library.custom_op("ulvmunet::scan_export", mutates_args=())
+def scan_export(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """:func:`selective_scan_unrolled` as one opaque operator, for exporters that translate it
+    (no backward: it is for inference graphs)."""
+    return selective_scan_unrolled(u, delta, A, B, C, D)
+
+
+@scan_export.register_fake
+def _(u, delta, A, B, C, D):
+    return torch.empty_like(u)

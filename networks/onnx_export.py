@@ -1,0 +1,97 @@
+"""The network as one self-contained ONNX file: any batch size, standard operators only.
+
+Needs the ``onnx`` extra (``pip install -e ".[onnx]"``: onnx, onnxscript, onnxruntime).
+"""
+
+from typing import Sequence
+
+import onnx
+import onnx_ir as ir
+import onnx_ir.passes.common as passes
+import onnxscript.optimizer
+import onnxscript.rewriter
+import torch
+from onnxscript.rewriter.rules import common as rules
+
+from .scan.export import scan_as_one_operator
+from .scan.onnx_graph import TRANSLATIONS
+
+__all__ = ["export_onnx"]
+
+# Algebraic no-ops left by the exporter's operator translations. onnxscript's full optimiser
+# (its default when torch.onnx.export optimises) takes 5-17 s more for nothing else here: its
+# fusion patterns find nothing to fuse in this network.
+_NO_OP_RULES = [
+    rules.materialize_reshape_shape_rule,
+    rules.reshape_reshape_rule,
+    rules.div_by_1_rule,
+    rules.mul_by_1_rule,
+    rules.add_0_rule,
+    rules.no_op_cast_rule,
+    rules.no_op_transpose_rule,
+    rules.unsqueeze_unsqueeze_rule,
+]
+
+
+def _simplify(model: ir.Model) -> None:
+    """Types and shapes inferred (the translations leave them open), constants folded, no-ops
+    and duplicates removed, and the exporter's per-node stack traces and paths dropped: most
+    of the file, and paths of this machine."""
+    passes.ShapeInferencePass()(model)
+    onnxscript.optimizer.fold_constants(model)
+    onnxscript.rewriter.rewrite(model, _NO_OP_RULES)
+    ir.passes.Sequential(
+        passes.IdentityEliminationPass(),
+        passes.RemoveUnusedNodesPass(),
+        passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        passes.DeduplicateInitializersPass(),
+        passes.CommonSubexpressionEliminationPass(),
+        passes.RemoveUnusedNodesPass(),
+        passes.ClearMetadataAndDocStringPass(),
+        passes.NameFixPass(),
+    )(model)
+
+
+def export_onnx(
+    network: torch.nn.Module, input_shape: Sequence[int], input_name: str = "image", output_name: str = "pred"
+) -> onnx.ModelProto:
+    """``network`` (switched to evaluation mode) as an ONNX model for inputs of (batch, *input_shape), any
+    batch: one self-contained file once saved (``onnx.save_model``), standard operators only.
+
+    Each selective scan is exported as one operator that :mod:`networks.scan.onnx_graph` writes
+    in ONNX operators, which makes the export about three times faster than plain
+    ``torch.onnx.export(network, ..., dynamo=True)`` (that works too, with the scans unrolled
+    by ``torch.export``).
+
+    Args:
+        network: any module whose scans go through :func:`networks.scan.selective_scan`.
+        input_shape: one input without its batch axis, e.g. ``(3, 256, 256)``.
+        input_name, output_name: of the graph's input and output.
+
+    Example:
+        >>> from networks import UltraLightVMUNet
+        >>> model = export_onnx(UltraLightVMUNet(), (3, 64, 64))  # doctest: +SKIP
+        >>> onnx.save_model(model, "ulvmunet.onnx")  # doctest: +SKIP
+    """
+    # a batch of 2 to trace with: torch.export treats sizes 0 and 1 as constants
+    example = torch.rand(2, *input_shape) * 255
+    with torch.no_grad(), scan_as_one_operator():
+        program = torch.onnx.export(
+            network.eval(),
+            (example,),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            custom_translation_table=TRANSLATIONS,
+            dynamo=True,
+            optimize=False,
+            verbose=False,
+        )
+    _simplify(program.model)
+    model = ir.serde.serialize_model(program.model)
+    del model.graph.value_info[:]  # the inferred intermediate shapes: a tenth of the file, and onnxruntime infers them again
+    onnx.checker.check_model(model, full_check=True)
+    custom = sorted({node.domain for node in model.graph.node} - {"", "ai.onnx"})
+    if custom:
+        raise RuntimeError(f"the exported graph uses non-standard operator domains {custom}")
+    return model
