@@ -108,6 +108,19 @@ def test_results_do_not_depend_on_the_number_of_threads():
     assert all(torch.equal(a, b) for a, b in zip(one, many))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="built with OpenMP on Linux only")
+def test_kernel_runs_on_pytorchs_threads():
+    # Without -fopenmp at::parallel_for runs all tasks on the calling thread: the kernel used one
+    # core whatever torch.set_num_threads said, and every result above still held.
+    threads = torch.get_num_threads()
+    try:
+        for wanted in (1, 2, 3):
+            torch.set_num_threads(wanted)
+            assert torch.ops.ulvm_scan_cpu.parallel_threads() == wanted
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_auto_takes_it_for_cpu_tensors():
     from networks.scan import resolve_backend
 

@@ -15,7 +15,8 @@ build fails, :func:`compiled_cpu_available` is False (one warning says why, unle
 and the dispatcher runs the pure-PyTorch chunked scan instead.
 
 Inside, the scan runs in float32 (float16/bfloat16 inputs are upcast; float64 stays float64,
-for checks) on PyTorch's thread pool, so ``torch.set_num_threads`` governs it.
+for checks) on PyTorch's thread pool, so ``torch.set_num_threads`` governs it (on Linux; on
+macOS and Windows it runs on one thread, see ``_FLAGS``).
 """
 
 import hashlib
@@ -47,7 +48,17 @@ NO_COMPILE_ENV = "ULVM_NO_COMPILE"
 SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.cpp"
 # -fno-trapping-math lets the compiler vectorise the clamps in exp (results unchanged); no
 # -march: the kernel dispatches to AVX2 itself, so the build runs on any CPU of its architecture.
-_FLAGS = ["/O2"] if sys.platform == "win32" else ["-O3", "-fopenmp-simd", "-fno-trapping-math"]
+# -fopenmp (Linux): at::parallel_for spreads the tasks over PyTorch's threads only in code
+# compiled with OpenMP; without it, it runs them one after the other (the kernel ran on one core,
+# whatever torch.set_num_threads said). The extension then needs libgomp.so.1, which PyTorch has
+# loaded already (its own copy, same name): one OpenMP runtime, one thread pool. Elsewhere the
+# kernel stays on one thread: Apple's clang has no OpenMP, and MSVC's would be a second runtime.
+if sys.platform == "win32":
+    _FLAGS, _LINK_FLAGS = ["/O2"], []
+elif sys.platform.startswith("linux"):
+    _FLAGS, _LINK_FLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"], ["-fopenmp"]
+else:
+    _FLAGS, _LINK_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math"], []
 _BUILD_SECONDS = 60  # measured on a 2-core machine, shared with other jobs
 # The backward pass recomputes the states chunk by chunk from the states the forward pass keeps
 # every CHECKPOINT_EVERY tokens: 1/64 of the memory of all states.
@@ -56,7 +67,7 @@ CHECKPOINT_EVERY = 64
 
 def _extension_name() -> str:
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
+    for part in (SOURCE.read_bytes(), " ".join(_FLAGS + _LINK_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
         key.update(part if isinstance(part, bytes) else part.encode())
     return f"ulvm_selective_scan_cpu_{key.hexdigest()[:16]}"
 
@@ -112,6 +123,7 @@ def _load() -> bool:
             name,
             [str(_fixed_source(build_directory))],
             extra_cflags=_FLAGS,
+            extra_ldflags=_LINK_FLAGS,
             build_directory=str(build_directory),
             is_python_module=False,
             verbose=False,

@@ -16,8 +16,8 @@
 //                     (K = checkpoint_every), written by the forward pass when K > 0.
 //
 // One task scans one sequence for a block of channels, token after token, the block's states in
-// a small local array; tasks run on PyTorch's thread pool (at::parallel_for), so
-// torch.set_num_threads governs them. The loops over states are written to vectorise; exp of
+// a small local array; tasks run on PyTorch's thread pool (at::parallel_for, which needs the
+// build's -fopenmp), so torch.set_num_threads governs them. The loops over states are written to vectorise; exp of
 // float32 is a polynomial the compiler vectorises (libm's is not), and on x86-64 the float32
 // kernels are compiled twice, for AVX2+FMA and for the baseline, and picked at run time: the
 // build stays portable, so a cached build can be shared between machines.
@@ -36,6 +36,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -48,7 +49,7 @@
 #define ULVM_INLINE inline
 #endif
 
-// Vectorisation hints (-fopenmp-simd: no OpenMP runtime); they allow reordering the sums over states.
+// Vectorisation hints (OpenMP's simd pragmas); they allow reordering the sums over states.
 #if defined(__GNUC__)
 #define ULVM_STR(...) #__VA_ARGS__
 #define ULVM_SIMD_REDUCE(...) _Pragma(ULVM_STR(omp simd reduction(+ : __VA_ARGS__)))
@@ -394,9 +395,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   return {grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D};
 }
 
+// How many threads at::parallel_for spreads work over in this build: torch.get_num_threads(), or
+// 1 when the build lacks OpenMP (parallel_for then runs everything on the calling thread).
+int64_t parallel_threads() {
+  std::atomic<int64_t> most{1};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+    const int64_t mine = at::get_thread_num() + 1;
+    int64_t seen = most.load();
+    while (mine > seen && !most.compare_exchange_weak(seen, mine)) {
+    }
+  });
+  return most.load();
+}
+
 }  // namespace
 
 TORCH_LIBRARY(ulvm_scan_cpu, m) {
+  m.def("parallel_threads() -> int", &parallel_threads);
   m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor D, int checkpoint_every) -> (Tensor, Tensor)");
   m.def(
       "backward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor D, Tensor checkpoints, Tensor grad_y, "
