@@ -3,7 +3,10 @@
 Needs the ``onnx`` extra (``pip install -e ".[onnx]"``: onnx, onnxscript, onnxruntime).
 """
 
-from typing import Sequence
+import contextlib
+import logging
+import warnings
+from typing import Iterator, Sequence
 
 import onnx
 import onnx_ir as ir
@@ -31,6 +34,22 @@ _NO_OP_RULES = [
     rules.no_op_transpose_rule,
     rules.unsqueeze_unsqueeze_rule,
 ]
+
+
+@contextlib.contextmanager
+def _without_exporter_notices() -> Iterator[None]:
+    """At every export, PyTorch's exporter warns that torchvision's operators are skipped when
+    torchvision is not installed (nothing this network uses), and its own tree utilities warn
+    about a deprecation inside PyTorch: nothing a user can act on."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
 
 
 def _simplify(model: ir.Model) -> None:
@@ -75,7 +94,7 @@ def export_onnx(
     """
     # a batch of 2 to trace with: torch.export treats sizes 0 and 1 as constants
     example = torch.rand(2, *input_shape) * 255
-    with torch.no_grad(), scan_as_one_operator():
+    with torch.no_grad(), scan_as_one_operator(), _without_exporter_notices():
         program = torch.onnx.export(
             network.eval(),
             (example,),
