@@ -84,7 +84,8 @@ def export_onnx(
 
     Args:
         network: any module whose scans go through :func:`networks.scan.selective_scan`.
-        input_shape: one input without its batch axis, e.g. ``(3, 256, 256)``.
+        input_shape: one input without its batch axis, e.g. ``(3, 256, 256)``, or
+            ``(1, 32, 32, 32)`` for a 3D network.
         input_name, output_name: of the graph's input and output.
 
     Example:
