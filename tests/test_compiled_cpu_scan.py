@@ -203,6 +203,24 @@ def test_a_failed_build_warns_once_and_runs_the_chunked_scan(tmp_path):
     assert "MAX DIFFERENCE 0.0" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="built with OpenMP on Linux only")
+def test_a_compiler_without_openmp_gets_the_one_thread_kernel(tmp_path):
+    compiler = tmp_path / "c++-without-openmp"  # refuses -fopenmp, like clang without libomp
+    compiler.write_text(
+        '#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "error: unsupported option -fopenmp" >&2; exit 1; }; done\n'
+        'exec c++ "$@"\n'
+    )
+    compiler.chmod(0o755)
+    result = run_python(NETWORK_RUN, tmp_path / "extensions", CXX=str(compiler))
+    assert result.returncode == 0, result.stderr
+    warnings_ = [line for line in result.stdout.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings_) == 1 and "built without OpenMP" in warnings_[0] and "one thread" in warnings_[0], result.stdout
+    assert "selective scan backend: cpu" in result.stderr
+    difference = float(result.stdout.split("MAX DIFFERENCE")[1].split()[0])
+    assert difference < 1e-4
+
+
 def test_compiling_can_be_turned_off(tmp_path):
     result = run_python(NETWORK_RUN, tmp_path, ULVM_NO_COMPILE="1")
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ and the dispatcher runs the pure-PyTorch chunked scan instead.
 
 Inside, the scan runs in float32 (float16/bfloat16 inputs are upcast; float64 stays float64,
 for checks) on PyTorch's thread pool, so ``torch.set_num_threads`` governs it (on Linux; on
-macOS and Windows it runs on one thread, see ``_FLAGS``).
+macOS and Windows it runs on one thread, see ``_BUILDS``).
 """
 
 import hashlib
@@ -51,23 +51,26 @@ SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.cpp"
 # -fopenmp (Linux): at::parallel_for spreads the tasks over PyTorch's threads only in code
 # compiled with OpenMP; without it, it runs them one after the other (the kernel ran on one core,
 # whatever torch.set_num_threads said). The extension then needs libgomp.so.1, which PyTorch has
-# loaded already (its own copy, same name): one OpenMP runtime, one thread pool. Elsewhere the
-# kernel stays on one thread: Apple's clang has no OpenMP, and MSVC's would be a second runtime.
+# loaded already (its own copy, same name): one OpenMP runtime, one thread pool. A compiler
+# without OpenMP (clang without libomp) gets the one-thread build instead, with a warning.
+# Elsewhere the kernel stays on one thread: Apple's clang has no OpenMP, and MSVC's would be a
+# second runtime. Each entry: compile flags, link flags; the first that builds is used.
+_ONE_THREAD = (["-O3", "-fopenmp-simd", "-fno-trapping-math"], [])
 if sys.platform == "win32":
-    _FLAGS, _LINK_FLAGS = ["/O2"], []
+    _BUILDS = [(["/O2"], [])]
 elif sys.platform.startswith("linux"):
-    _FLAGS, _LINK_FLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"], ["-fopenmp"]
+    _BUILDS = [(["-O3", "-fopenmp", "-fno-trapping-math"], ["-fopenmp"]), _ONE_THREAD]
 else:
-    _FLAGS, _LINK_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math"], []
+    _BUILDS = [_ONE_THREAD]
 _BUILD_SECONDS = 60  # measured on a 2-core machine, shared with other jobs
 # The backward pass recomputes the states chunk by chunk from the states the forward pass keeps
 # every CHECKPOINT_EVERY tokens: 1/64 of the memory of all states.
 CHECKPOINT_EVERY = 64
 
 
-def _extension_name() -> str:
+def _extension_name(flags: List[str]) -> str:
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_FLAGS + _LINK_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
+    for part in (SOURCE.read_bytes(), " ".join(flags), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
         key.update(part if isinstance(part, bytes) else part.encode())
     return f"ulvm_selective_scan_cpu_{key.hexdigest()[:16]}"
 
@@ -101,45 +104,61 @@ def _why(error: Exception) -> str:
     return f"{headline}: {complaints[0]}" if complaints else headline
 
 
+def _build(cflags: List[str], ldflags: List[str]) -> None:
+    """Builds (once per machine and flags) and loads the kernel; raises when it cannot."""
+    from torch.utils import cpp_extension
+
+    name = _extension_name(cflags + ldflags)
+    build_directory = _build_directory(name)
+    if not any(build_directory.glob(f"{name}.*")):
+        logger.warning(
+            "compiling the CPU selective scan once, about %d s (cached in %s; %s=1 skips it)",
+            _BUILD_SECONDS,
+            build_directory,
+            NO_COMPILE_ENV,
+        )
+    start = time.perf_counter()
+    cpp_extension.load(
+        name,
+        [str(_fixed_source(build_directory))],
+        extra_cflags=cflags,
+        extra_ldflags=ldflags,
+        build_directory=str(build_directory),
+        is_python_module=False,
+        verbose=False,
+    )
+    logger.debug("CPU selective scan loaded in %.1f s", time.perf_counter() - start)
+
+
 def _load() -> bool:
     """Builds (once per machine) and loads the kernel; False, after one warning, when it cannot."""
     if os.environ.get(NO_COMPILE_ENV, "0") == "1":
         logger.info("%s=1: the compiled CPU selective scan is off; the chunked PyTorch scan runs", NO_COMPILE_ENV)
         return False
-    try:
-        from torch.utils import cpp_extension
-
-        name = _extension_name()
-        build_directory = _build_directory(name)
-        if not any(build_directory.glob(f"{name}.*")):
-            logger.warning(
-                "compiling the CPU selective scan once, about %d s (cached in %s; %s=1 skips it)",
-                _BUILD_SECONDS,
-                build_directory,
-                NO_COMPILE_ENV,
+    failures: List[Exception] = []
+    for cflags, ldflags in _BUILDS:
+        try:
+            _build(cflags, ldflags)
+        except Exception as error:  # no compiler, no ninja, no OpenMP, a failed build, an unwritable cache
+            logger.debug("building the CPU selective scan with %s failed", cflags, exc_info=True)
+            failures.append(error)
+            continue
+        if failures:
+            warnings.warn(
+                f"the compiled CPU selective scan was built without OpenMP ({_why(failures[0])}), so it runs "
+                f"on one thread; a compiler with OpenMP (g++) makes it use torch.get_num_threads() threads.",
+                RuntimeWarning,
+                stacklevel=2,
             )
-        start = time.perf_counter()
-        cpp_extension.load(
-            name,
-            [str(_fixed_source(build_directory))],
-            extra_cflags=_FLAGS,
-            extra_ldflags=_LINK_FLAGS,
-            build_directory=str(build_directory),
-            is_python_module=False,
-            verbose=False,
-        )
-        logger.debug("CPU selective scan loaded in %.1f s", time.perf_counter() - start)
         return True
-    except Exception as error:  # no compiler, no ninja, a failed build, an unwritable cache: all end here
-        logger.debug("building the CPU selective scan failed", exc_info=True)
-        warnings.warn(
-            f"the compiled CPU selective scan is unavailable ({_why(error)}); the pure-PyTorch "
-            f"chunked scan runs instead (same results, slower). It needs a C++ compiler and ninja; "
-            f"{NO_COMPILE_ENV}=1 silences this.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return False
+    warnings.warn(
+        f"the compiled CPU selective scan is unavailable ({_why(failures[-1])}); the pure-PyTorch "
+        f"chunked scan runs instead (same results, slower). It needs a C++ compiler and ninja; "
+        f"{NO_COMPILE_ENV}=1 silences this.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
 
 
 _loaded: Dict[str, bool] = {}
