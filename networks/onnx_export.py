@@ -22,7 +22,7 @@ from .scan.onnx_graph import TRANSLATIONS
 __all__ = ["export_onnx"]
 
 # Algebraic no-ops left by the exporter's operator translations. onnxscript's full optimiser
-# (its default when torch.onnx.export optimises) takes 5-17 s more for nothing else here: its
+# (its default when torch.onnx.export optimises) takes 5-19 s more for nothing else here: its
 # fusion patterns find nothing to fuse in this network.
 _NO_OP_RULES = [
     rules.materialize_reshape_shape_rule,

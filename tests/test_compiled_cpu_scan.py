@@ -219,6 +219,11 @@ def test_a_compiler_without_openmp_gets_the_one_thread_kernel(tmp_path):
     assert "selective scan backend: cpu" in result.stderr
     difference = float(result.stdout.split("MAX DIFFERENCE")[1].split()[0])
     assert difference < 1e-4
+    # a second start loads that build: it neither compiles nor fails the OpenMP build again
+    again = run_python(NETWORK_RUN, tmp_path / "extensions", CXX=str(compiler))
+    assert again.returncode == 0, again.stderr
+    assert "compiling" not in again.stderr and "selective scan backend: cpu" in again.stderr
+    assert [line for line in again.stdout.splitlines() if "one thread" in line], again.stdout
 
 
 def test_compiling_can_be_turned_off(tmp_path):

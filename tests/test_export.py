@@ -9,8 +9,10 @@ from networks import UltraLightVMUNet
 
 # what the ONNX scan (and the softplus before it) may be made of: elementwise arithmetic and
 # reshaping, no loop and nothing custom
-STANDARD_SCAN_OPERATORS = {"Add", "Mul", "Exp", "Softplus", "Greater", "Where", "Div", "MatMul", "ReduceSum", "Reshape", "Split", "Slice",
-                           "Pad", "Concat", "Constant"}
+STANDARD_SCAN_OPERATORS = {
+    "Add", "Mul", "Exp", "Softplus", "Greater", "Where", "Div", "MatMul", "ReduceSum",
+    "Reshape", "Split", "Slice", "Pad", "Concat", "Constant",
+}
 
 
 @pytest.fixture(scope="module")

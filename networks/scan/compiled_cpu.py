@@ -104,13 +104,23 @@ def _why(error: Exception) -> str:
     return f"{headline}: {complaints[0]}" if complaints else headline
 
 
+def _location(cflags: List[str], ldflags: List[str]) -> Tuple[str, Path]:
+    """The extension's name and build folder for these flags."""
+    name = _extension_name(cflags + ldflags)
+    return name, _build_directory(name)
+
+
+def _is_built(cflags: List[str], ldflags: List[str]) -> bool:
+    name, build_directory = _location(cflags, ldflags)
+    return any(build_directory.glob(f"{name}.*"))
+
+
 def _build(cflags: List[str], ldflags: List[str]) -> None:
     """Builds (once per machine and flags) and loads the kernel; raises when it cannot."""
     from torch.utils import cpp_extension
 
-    name = _extension_name(cflags + ldflags)
-    build_directory = _build_directory(name)
-    if not any(build_directory.glob(f"{name}.*")):
+    name, build_directory = _location(cflags, ldflags)
+    if not _is_built(cflags, ldflags):
         logger.warning(
             "compiling the CPU selective scan once, about %d s (cached in %s; %s=1 skips it)",
             _BUILD_SECONDS,
@@ -135,18 +145,22 @@ def _load() -> bool:
     if os.environ.get(NO_COMPILE_ENV, "0") == "1":
         logger.info("%s=1: the compiled CPU selective scan is off; the chunked PyTorch scan runs", NO_COMPILE_ENV)
         return False
+    # A build made before is loaded first: where the OpenMP build failed once (a whole compile
+    # before the link fails), later processes load the one-thread build instead of failing again.
+    builds = sorted(_BUILDS, key=lambda build: not _is_built(*build))
     failures: List[Exception] = []
-    for cflags, ldflags in _BUILDS:
+    for build in builds:
         try:
-            _build(cflags, ldflags)
+            _build(*build)
         except Exception as error:  # no compiler, no ninja, no OpenMP, a failed build, an unwritable cache
-            logger.debug("building the CPU selective scan with %s failed", cflags, exc_info=True)
+            logger.debug("building the CPU selective scan with %s failed", build[0], exc_info=True)
             failures.append(error)
             continue
-        if failures:
+        if build is not _BUILDS[0]:
+            why = _why(failures[0]) if failures else "its build with OpenMP failed here before"
             warnings.warn(
-                f"the compiled CPU selective scan was built without OpenMP ({_why(failures[0])}), so it runs "
-                f"on one thread; a compiler with OpenMP (g++) makes it use torch.get_num_threads() threads.",
+                f"the compiled CPU selective scan was built without OpenMP ({why}), so it runs on one thread; "
+                f"with a compiler that has OpenMP (g++), delete {_location(*build)[1]} to build it again.",
                 RuntimeWarning,
                 stacklevel=2,
             )

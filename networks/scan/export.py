@@ -23,7 +23,7 @@ Numerically it only multiplies decays ``exp(delta * A)`` in ``(0, 1]`` (nothing 
 exponentiated from a positive argument), so it cannot overflow; only the order of the sums
 differs from the token-by-token reference.
 
-``torch.export`` spends about 20 ms per recorded operator on symbolic shapes; the scans' ~600
+``torch.export`` spends 13-21 ms per recorded operator on symbolic shapes; the scans' ~600
 unrolled operators made most of an ONNX export's minute. Inside :func:`scan_as_one_operator`
 each scan is instead recorded as ONE operator, ``ulvmunet::scan_export``, which
 :mod:`networks.scan.onnx_graph` writes as ONNX operators directly (see
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from .sequential import upcast
 
-__all__ = ["scan_as_one_operator", "recording_one_operator", "scan_export", "selective_scan_unrolled"]
+__all__ = ["chunk_length", "scan_as_one_operator", "recording_one_operator", "scan_export", "selective_scan_unrolled"]
 
 _one_operator = False  # a plain global: torch.compile traces the check below
 
@@ -82,7 +82,8 @@ def _scan_along(decay: torch.Tensor, state: torch.Tensor, dim: int) -> torch.Ten
     return state
 
 
-def _chunk_len(length: int) -> int:
+def chunk_length(length: int) -> int:
+    """Tokens per chunk of both export scans (this one and :mod:`networks.scan.onnx_graph`)."""
     # Eight measured fastest in onnxruntime: longer chunks unroll more operators (and make the
     # export slower) for little less memory traffic.
     chunk = 1
@@ -107,7 +108,7 @@ def selective_scan_unrolled(
     u_f, delta, A, B, C, D = upcast([u, delta, A, B, C, D])
     batch, length, channels = u_f.shape
     states = A.shape[-1]
-    chunk = _chunk_len(length)
+    chunk = chunk_length(length)
     num_chunks = (length + chunk - 1) // chunk
     pad = num_chunks * chunk - length
     du = delta * u_f

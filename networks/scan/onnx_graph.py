@@ -25,7 +25,7 @@ from typing import List
 import torch
 from onnxscript import opset18 as op
 
-from .export import _chunk_len
+from .export import chunk_length
 
 __all__ = ["TRANSLATIONS", "selective_scan_onnx"]
 
@@ -58,7 +58,7 @@ def selective_scan_onnx(u, delta, A, B, C, D):
     arguments of :func:`networks.scan.selective_scan` (onnxscript values)."""
     _, length, channels = u.shape
     states = A.shape[-1]
-    chunk = _chunk_len(length)
+    chunk = chunk_length(length)
     num_chunks = -(-length // chunk)
     pad = num_chunks * chunk - length
     du = op.Mul(delta, u)

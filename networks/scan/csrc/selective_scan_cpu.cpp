@@ -16,11 +16,11 @@
 //                     (K = checkpoint_every), written by the forward pass when K > 0.
 //
 // One task scans one sequence for a block of channels, token after token, the block's states in
-// a small local array; tasks run on PyTorch's thread pool (at::parallel_for, which needs the
-// build's -fopenmp), so torch.set_num_threads governs them. The loops over states are written to vectorise; exp of
-// float32 is a polynomial the compiler vectorises (libm's is not), and on x86-64 the float32
-// kernels are compiled twice, for AVX2+FMA and for the baseline, and picked at run time: the
-// build stays portable, so a cached build can be shared between machines.
+// a small local array; tasks run on PyTorch's thread pool (at::parallel_for, which spreads them
+// only in a build with OpenMP), so torch.set_num_threads governs them. The loops over states are
+// written to vectorise; exp of float32 is a polynomial the compiler vectorises (libm's is not),
+// and on x86-64 the float32 kernels are compiled twice, for AVX2+FMA and for the baseline, and
+// picked at run time: the build stays portable, so a cached build can be shared between machines.
 //
 // The backward pass runs the transposed recurrence g[t] = C[t] gy[t] + exp(delta[t+1] A) g[t+1]
 // (g = dLoss/dh) from the end of the sequence, one chunk of K tokens at a time: each chunk's
