@@ -18,7 +18,7 @@ Run from the repository root; every run happens in temporary folders. Sections:
   ``cache_dir``, the second reads it.
 - ``inference``: per-image cost of ``configs/inference.yaml`` (``batch_size`` 8) over the
   generated 256x256 demo images against the bare network's per-image time at batch 8
-  (rounds alternate the two).
+  and as the bundle runs it (placed in channels-last order, in lanes; rounds alternate the three).
 - ``large``: one 8000x6000 JPEG through ``configs/inference.yaml`` in a fresh process:
   the run's time (model loaded) and the peak resident memory of the largest process.
 - ``compile``: ``--compile true`` against eager for inference over the ``--demo-images``
@@ -268,6 +268,8 @@ def section_cache(work: Path, count: int) -> list[str]:
 
 
 def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
+    import copy
+
     from monai.data import set_track_meta
 
     set_track_meta(True)  # the training section, run before in this process, turned it off
@@ -275,35 +277,49 @@ def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
     count = len(list(images.iterdir()))
     parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"))
     batch = parser["batch_size"]
-    network = parser.get_parsed_content("network_def")
+    network = parser.get_parsed_content("network_def")  # as built: not placed, one pass
     import networks
 
     networks.load_reference_weights(network, parser.get_parsed_content("ckpt_path"))
     network.eval()
+    # the same network as configs/inference.yaml runs it: placed (channels-last on a CPU), in lanes
+    from scripts.inferers import place  # the bundle's scripts: bundle_parser put them on sys.path
+
+    placed = place(copy.deepcopy(network), parser.get_parsed_content("device"))
+    inferer = parser.get_parsed_content("inferer")
     inputs = torch.rand(batch, 3, parser["spatial_size"], parser["spatial_size"]) * 255
 
     def bare() -> None:
         with torch.no_grad():
             network(inputs)
 
+    def bundle_way() -> None:
+        with torch.no_grad():
+            inferer(inputs, placed)
+
     def pipeline() -> None:  # a fresh evaluator each round: the config's objects are built once per parse
         run_parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"))
         evaluator = run_parser.get_parsed_content("evaluator")
         networks.load_reference_weights(run_parser.get_parsed_content("network_def"), run_parser.get_parsed_content("ckpt_path"))
-        nonlocal_times.append(seconds(evaluator.run) / count)
+        pipeline_times.append(seconds(evaluator.run) / count)
 
-    bare()
+    bare(), bundle_way()
     net_times: list[float] = []
-    nonlocal_times: list[float] = []
+    bundle_times: list[float] = []
+    pipeline_times: list[float] = []
+    batches = range(-(-count // batch))  # the bare network over as many images as the pipeline, so both span seconds
     for _ in range(rounds):
-        net_times += [seconds(bare) / batch for _ in range(5)]
+        net_times.append(seconds(lambda: [bare() for _ in batches]) / (len(batches) * batch))
+        bundle_times.append(seconds(lambda: [bundle_way() for _ in batches]) / (len(batches) * batch))
         pipeline()
-    net, per_image = statistics.median(net_times), statistics.median(nonlocal_times)
-    return [f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, {rounds} rounds",
-            "| | s per image (median) | range |", "| --- | --- | --- |",
-            f"| bare network, batch {batch} | {net:.4f} | {spread(net_times)} |",
-            f"| configs/inference.yaml (read, infer, write mask + overlay) | {per_image:.4f} | {spread(nonlocal_times)} |",
-            f"ratio: {per_image / net:.2f}x the network's own per-image time"]
+    net, way, per_image = (statistics.median(t) for t in (net_times, bundle_times, pipeline_times))
+    return [f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, "
+            f"cpu_lanes {parser['cpu_lanes']}, {rounds} rounds", "| | s per image (median) | range |", "| --- | --- | --- |",
+            f"| bare network, batch {batch}, one pass | {net:.4f} | {spread(net_times)} |",
+            f"| bare network, batch {batch}, as the bundle runs it (placed, lanes) | {way:.4f} | {spread(bundle_times)} |",
+            f"| configs/inference.yaml (read, infer, write mask + overlay) | {per_image:.4f} | {spread(pipeline_times)} |",
+            f"ratio: {per_image / net:.2f}x the network's own per-image time (one pass), "
+            f"{per_image / way:.2f}x the network run as the bundle runs it"]
 
 
 def peak_rss_mb() -> float:

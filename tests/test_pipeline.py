@@ -23,6 +23,7 @@ from scripts.background import InBackground  # noqa: E402
 from scripts.caching import CaseKey  # noqa: E402
 from scripts.console import EpochLog  # noqa: E402
 from scripts.image_io import ShrinkOnLoad, source_size  # noqa: E402
+from scripts.inferers import PlainTensorInferer, place  # noqa: E402
 from scripts.resampling import probabilities_to_labels  # noqa: E402
 from scripts.image_files import overlay_size  # noqa: E402
 from scripts.writers import SaveSegmentationd  # noqa: E402
@@ -69,7 +70,9 @@ def test_case_key_changes_with_the_file_and_the_settings(tmp_path):
     assert key(item) != before
 
 
-@pytest.mark.parametrize("channels, source, size", [(1, 32, (70, 50)), (1, 16, (600, 800)), (3, 32, (33, 90)), (2, 8, (8, 8))])
+@pytest.mark.parametrize(
+    "channels, source, size", [(1, 32, (70, 50)), (1, 16, (600, 800)), (3, 32, (33, 90)), (2, 8, (8, 8)), (1, 32, (32, 32)), (3, 16, (16, 16))]
+)
 def test_probabilities_to_labels_matches_a_full_bilinear_resize(channels, source, size):
     torch.manual_seed(0)
     probabilities = torch.rand(channels, source, source)
@@ -80,6 +83,41 @@ def test_probabilities_to_labels_matches_a_full_bilinear_resize(channels, source
     expected = (full[0] > 0.5).numpy() * 255 if channels == 1 else full.argmax(0).numpy()
     assert labels.shape == size and labels.dtype == np.uint8
     assert np.mean(labels != expected) < 1e-4  # rounding on the 0.5 knife edge at most
+
+
+@pytest.mark.parametrize("cpu_lanes", [0, 2, 3, 8])
+def test_lanes_give_the_outputs_of_one_pass(cpu_lanes):
+    from monai.data import MetaTensor
+    from networks import UltraLightVMUNet
+
+    torch.manual_seed(0)
+    network = place(UltraLightVMUNet(spatial_dims=2, in_channels=3, out_channels=2), "cpu").eval()
+    images = MetaTensor(torch.rand(5, 3, 64, 64) * 255)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        expected = network(images.as_tensor())
+        outputs = PlainTensorInferer(cpu_lanes)(images, network)
+    assert type(outputs) is torch.Tensor and outputs.shape == (5, 2, 64, 64) and not outputs.requires_grad
+    torch.testing.assert_close(outputs, expected, rtol=1e-4, atol=1e-5)
+    assert torch.get_num_threads() == threads  # the lanes' thread counts are their own
+
+
+def test_lanes_step_aside_for_gradients_and_tuples():
+    network = torch.nn.Conv2d(3, 2, 3, padding=1)
+    images = torch.rand(4, 3, 8, 8)
+    assert PlainTensorInferer(2)(images, network).requires_grad  # training: one pass, as SimpleInferer
+    with torch.no_grad(), pytest.raises(TypeError, match="cpu_lanes 1"):
+        PlainTensorInferer(2)(images, lambda x: (network(x), x))
+    with pytest.raises(ValueError, match="cpu_lanes"):
+        PlainTensorInferer(-1)
+
+
+def test_place_puts_the_cpu_network_in_channels_last_order():
+    network = place(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.GroupNorm(2, 8)), "cpu")
+    assert network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert network(torch.rand(2, 3, 16, 16)).is_contiguous(memory_format=torch.channels_last)
+    compiled_later = place(torch.nn.Conv2d(3, 8, 3), "cpu", channels_last=False)  # inductor was faster without
+    assert compiled_later.weight.is_contiguous()
 
 
 def test_overlays_are_bounded_or_switched_off(tmp_path):

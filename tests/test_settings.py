@@ -122,6 +122,7 @@ REFUSED = {
     "val_interval": (TRAIN, ["--val_interval", "3", "--num_epochs", "2"], "error: val_interval 3: is above num_epochs 2", "model.pt would never be written"),
     "num_workers": (INFER, ["--num_workers", "-1"], "error: num_workers -1: must be 0", ""),
     "compile": (INFER, ["--compile", "yes"], "error: compile yes: must be true or false", ""),
+    "cpu_lanes": (EVALUATE, ["--cpu_lanes", "-2"], "error: cpu_lanes -2: must be 0 (one lane per torch thread)", "1 (one pass)"),
     "device_name": (TRAIN, ["--device", "gpu"], "error: device gpu: is not a device name", "cpu, cuda"),
     "device_unavailable": (INFER, ["--device", "cuda:7"], "error: device cuda:7: is not available on this machine", "--device cpu"),
     "dataset_dir": (TRAIN, ["--dataset_dir", "{empty}"], "error: {empty}/datalist.json: no such file", "python -m prepare"),

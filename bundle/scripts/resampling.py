@@ -36,8 +36,10 @@ def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], bi
 
         labels = probabilities_to_labels(torch.rand(1, 256, 256), (6000, 8000))  # (6000, 8000) uint8
     """
-    channels, h, _ = probabilities.shape
+    channels, h, w = probabilities.shape
     height, width = int(size[0]), int(size[1])
+    if (height, width) == (h, w):  # interpolating to the same size copies it exactly
+        return decide(probabilities.detach().float().cpu(), binary)
     # columns first: (C, h, W) is small; equal heights make interpolate copy the rows exactly
     wide = F.interpolate(probabilities.detach().float().cpu()[None], size=(h, width), mode="bilinear", align_corners=False)[0]
     labels = np.empty((height, width), np.uint8)
@@ -49,8 +51,15 @@ def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], bi
         above = (below + 1).clamp(max=h - 1)
         weight = (source - below).float()[:, None]
         strip = torch.lerp(wide[:, below], wide[:, above], weight)  # (C, rows, W)
-        labels[top : top + len(rows)] = (strip[0] > 0.5).numpy() * FOREGROUND if binary else strip.argmax(0).numpy()
+        labels[top : top + len(rows)] = decide(strip, binary)
     return labels
+
+
+def decide(probabilities: torch.Tensor, binary: bool) -> np.ndarray:
+    """(C, h, w) probabilities -> (h, w) uint8 labels: 0/255 at 0.5 (``binary``) or the argmax."""
+    if binary:
+        return (probabilities[0] > 0.5).numpy() * FOREGROUND
+    return probabilities.argmax(0).numpy().astype(np.uint8)
 
 
 class SourceSizeLabelsd(MapTransform):

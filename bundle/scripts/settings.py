@@ -138,6 +138,10 @@ def _num_workers(value: Any, _: ConfigParser) -> str | None:
     return None if _is_int(value) and value >= 0 else "must be 0 (load in the main process) or a positive integer"
 
 
+def _cpu_lanes(value: Any, _: ConfigParser) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be 0 (one lane per torch thread), 1 (one pass) or more lanes"
+
+
 def _learning_rate(value: Any, _: ConfigParser) -> str | None:
     if isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
         return None
@@ -227,6 +231,7 @@ RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
     "learning_rate": _learning_rate,
     "val_interval": _val_interval,
     "num_workers": _num_workers,
+    "cpu_lanes": _cpu_lanes,
     "device": _device,
     "output_dir": _output_dir,
     "ckpt_path": _ckpt_path,

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from PIL import Image
 
@@ -47,8 +48,12 @@ def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, i
             image = pil_to_supported_mode(image)
             if image.mode in ("L", "LA", "RGB", "RGBA"):
                 return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR))
-    array = np.clip(np.moveaxis(np.asarray(network_input.detach().cpu()), 0, -1), 0, 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    # a plain tensor: MetaTensor's bookkeeping on each step cost more than the steps
+    plain = network_input.as_tensor() if isinstance(network_input, MetaTensor) else torch.as_tensor(network_input)
+    picture = plain.detach().cpu().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    if picture.shape[:2] == tuple(size):
+        return picture
+    return np.asarray(Image.fromarray(picture).resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 class SaveSegmentationd(MapTransform):

@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -176,12 +177,16 @@ def _load() -> bool:
 
 
 _loaded: Dict[str, bool] = {}
+# threads that run the network at once (the bundle's CPU lanes) must not build or load it twice
+_load_lock = threading.Lock()
 
 
 def compiled_cpu_available() -> bool:
     """True when the compiled CPU scan runs here (it is built on the first call)."""
     if "kernel" not in _loaded:
-        _loaded["kernel"] = _load()
+        with _load_lock:
+            if "kernel" not in _loaded:
+                _loaded["kernel"] = _load()
     return _loaded["kernel"]
 
 
