@@ -17,8 +17,9 @@ Run from the repository root; every run happens in temporary folders. Sections:
   ``--large-count`` generated 4000x3000 JPEGs with PNG masks: the first decodes and fills
   ``cache_dir``, the second reads it.
 - ``inference``: per-image cost of ``configs/inference.yaml`` (``batch_size`` 8) over the
-  generated 256x256 demo images against the bare network's per-image time at batch 8
-  and as the bundle runs it (placed in channels-last order, in lanes; rounds alternate the three).
+  generated 256x256 demo images, and with ``--cpu_lanes 1``, against the bare network's
+  per-image time at batch 8: one plain pass, in channels-last order, and in channels-last
+  order in lanes as the bundle runs it (rounds alternate the five).
 - ``large``: one 8000x6000 JPEG through ``configs/inference.yaml`` in a fresh process:
   the run's time (model loaded) and the peak resident memory of the largest process.
 - ``compile``: ``--compile true`` against eager for inference over the ``--demo-images``
@@ -36,6 +37,7 @@ and a training step can take ten times longer.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -268,8 +270,6 @@ def section_cache(work: Path, count: int) -> list[str]:
 
 
 def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
-    import copy
-
     from monai.data import set_track_meta
 
     set_track_meta(True)  # the training section, run before in this process, turned it off
@@ -277,49 +277,55 @@ def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
     count = len(list(images.iterdir()))
     parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"))
     batch = parser["batch_size"]
-    network = parser.get_parsed_content("network_def")  # as built: not placed, one pass
+    network = parser.get_parsed_content("network_def")  # as built: not placed
     import networks
+    from scripts.inferers import PlainTensorInferer, place  # the bundle's scripts: bundle_parser put them on sys.path
 
     networks.load_reference_weights(network, parser.get_parsed_content("ckpt_path"))
     network.eval()
-    # the same network as configs/inference.yaml runs it: placed (channels-last on a CPU), in lanes
-    from scripts.inferers import place  # the bundle's scripts: bundle_parser put them on sys.path
-
-    placed = place(copy.deepcopy(network), parser.get_parsed_content("device"))
-    inferer = parser.get_parsed_content("inferer")
+    placed = place(copy.deepcopy(network), parser.get_parsed_content("device"))  # as configs/inference.yaml places it
     inputs = torch.rand(batch, 3, parser["spatial_size"], parser["spatial_size"]) * 255
+    # the bare network over as many images as the pipeline, so that every timing spans seconds
+    batches = range(-(-count // batch))
 
-    def bare() -> None:
-        with torch.no_grad():
-            network(inputs)
+    def bare(inferer: PlainTensorInferer, net: torch.nn.Module) -> Callable[[], float]:
+        def run() -> float:
+            with torch.no_grad():
+                return seconds(lambda: [inferer(inputs, net) for _ in batches]) / (len(batches) * batch)
 
-    def bundle_way() -> None:
-        with torch.no_grad():
-            inferer(inputs, placed)
+        return run
 
-    def pipeline() -> None:  # a fresh evaluator each round: the config's objects are built once per parse
-        run_parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"))
-        evaluator = run_parser.get_parsed_content("evaluator")
-        networks.load_reference_weights(run_parser.get_parsed_content("network_def"), run_parser.get_parsed_content("ckpt_path"))
-        pipeline_times.append(seconds(evaluator.run) / count)
+    def pipeline(**overrides) -> Callable[[], float]:
+        def run() -> float:  # a fresh evaluator each round: the config's objects are built once per parse
+            run_parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"), **overrides)
+            evaluator = run_parser.get_parsed_content("evaluator")
+            networks.load_reference_weights(run_parser.get_parsed_content("network_def"), run_parser.get_parsed_content("ckpt_path"))
+            return seconds(evaluator.run) / count
 
-    bare(), bundle_way()
-    net_times: list[float] = []
-    bundle_times: list[float] = []
-    pipeline_times: list[float] = []
-    batches = range(-(-count // batch))  # the bare network over as many images as the pipeline, so both span seconds
+        return run
+
+    lanes = parser.get_parsed_content("inferer")
+    variants = {
+        f"bare network, batch {batch}, one pass": bare(PlainTensorInferer(1), network),
+        f"bare network, batch {batch}, channels-last, one pass": bare(PlainTensorInferer(1), placed),
+        f"bare network, batch {batch}, channels-last, lanes (as the bundle runs it)": bare(lanes, placed),
+        "configs/inference.yaml --cpu_lanes 1 (read, infer, write mask + overlay)": pipeline(cpu_lanes=1),
+        "configs/inference.yaml (read, infer, write mask + overlay)": pipeline(),
+    }
+    for run in list(variants.values())[:3]:
+        run()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
-        net_times.append(seconds(lambda: [bare() for _ in batches]) / (len(batches) * batch))
-        bundle_times.append(seconds(lambda: [bundle_way() for _ in batches]) / (len(batches) * batch))
-        pipeline()
-    net, way, per_image = (statistics.median(t) for t in (net_times, bundle_times, pipeline_times))
-    return [f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, "
-            f"cpu_lanes {parser['cpu_lanes']}, {rounds} rounds", "| | s per image (median) | range |", "| --- | --- | --- |",
-            f"| bare network, batch {batch}, one pass | {net:.4f} | {spread(net_times)} |",
-            f"| bare network, batch {batch}, as the bundle runs it (placed, lanes) | {way:.4f} | {spread(bundle_times)} |",
-            f"| configs/inference.yaml (read, infer, write mask + overlay) | {per_image:.4f} | {spread(pipeline_times)} |",
-            f"ratio: {per_image / net:.2f}x the network's own per-image time (one pass), "
-            f"{per_image / way:.2f}x the network run as the bundle runs it"]
+        for name, run in variants.items():
+            times[name].append(run())
+    median = {name: statistics.median(t) for name, t in times.items()}
+    names = list(variants)
+    lines = [f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, "
+             f"cpu_lanes {parser['cpu_lanes']}, {rounds} rounds", "| | s per image (median) | range |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {median[name]:.4f} | {spread(times[name])} |" for name in names]
+    lines.append(f"ratio: {median[names[4]] / median[names[0]]:.2f}x the network's own per-image time (one pass), "
+                 f"{median[names[4]] / median[names[2]]:.2f}x the network run as the bundle runs it")
+    return lines
 
 
 def peak_rss_mb() -> float:

@@ -40,10 +40,10 @@ class PlainTensorInferer(SimpleInferer):
     its own with an equal share of torch's threads, and the outputs are concatenated. This
     network's layers are too small to keep several cores busy inside one pass: each operator's
     threads meet at its end, and wait there for any that the decoding workers or the writer
-    held up. On an idle 2-core CPU two one-thread lanes ran about as fast as one pass (15.5
-    against 14.8 ms per image at batch 8); inside ``configs/inference.yaml``'s run over 200
-    images, beside the workers and the writer, 18.5 against 21.4 ms per image (both in
-    channels-last order, ``cpu_lanes`` 0 against 1, 4 interleaved rounds). Other devices, gradients, autocast and
+    held up. On a 2-core CPU two one-thread lanes alone ran about as fast as one pass (11.2
+    against 11.8 ms per image at batch 8), and ``configs/inference.yaml``'s whole run over 200
+    images, beside the workers and the writer, took 19.6 against 25.2 ms per image with
+    ``cpu_lanes`` 1 (``bench/bench_pipeline.py --sections inference``). Other devices, gradients, autocast and
     ``DistributedDataParallel`` (whose forward may talk to the other processes) get one pass.
     Each image's output is the same as in one pass, up to float rounding.
 

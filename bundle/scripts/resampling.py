@@ -36,12 +36,13 @@ def probabilities_to_labels(probabilities: torch.Tensor, size: Sequence[int], bi
 
         labels = probabilities_to_labels(torch.rand(1, 256, 256), (6000, 8000))  # (6000, 8000) uint8
     """
-    channels, h, w = probabilities.shape
+    probabilities = probabilities.detach().float().cpu()
+    _, h, w = probabilities.shape
     height, width = int(size[0]), int(size[1])
     if (height, width) == (h, w):  # interpolating to the same size copies it exactly
-        return decide(probabilities.detach().float().cpu(), binary)
+        return decide(probabilities, binary)
     # columns first: (C, h, W) is small; equal heights make interpolate copy the rows exactly
-    wide = F.interpolate(probabilities.detach().float().cpu()[None], size=(h, width), mode="bilinear", align_corners=False)[0]
+    wide = F.interpolate(probabilities[None], size=(h, width), mode="bilinear", align_corners=False)[0]
     labels = np.empty((height, width), np.uint8)
     scale = h / height
     for top in range(0, height, ROWS_PER_STRIP):

@@ -134,12 +134,13 @@ def _num_classes(value: Any, _: ConfigParser) -> str | None:
     return "must be 1 (binary lesion masks, sigmoid) or the number of classes including background (softmax)"
 
 
-def _num_workers(value: Any, _: ConfigParser) -> str | None:
-    return None if _is_int(value) and value >= 0 else "must be 0 (load in the main process) or a positive integer"
+def _zero_or_more(zero: str, more: str) -> Callable[[Any, ConfigParser], str | None]:
+    """A count where 0 has a meaning of its own (``zero``)."""
 
+    def rule(value: Any, _: ConfigParser) -> str | None:
+        return None if _is_int(value) and value >= 0 else f"must be 0 ({zero}) or {more}"
 
-def _cpu_lanes(value: Any, _: ConfigParser) -> str | None:
-    return None if _is_int(value) and value >= 0 else "must be 0 (one lane per torch thread), 1 (one pass) or more lanes"
+    return rule
 
 
 def _learning_rate(value: Any, _: ConfigParser) -> str | None:
@@ -230,8 +231,8 @@ RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
     "num_epochs": _positive_int(300),
     "learning_rate": _learning_rate,
     "val_interval": _val_interval,
-    "num_workers": _num_workers,
-    "cpu_lanes": _cpu_lanes,
+    "num_workers": _zero_or_more("load in the main process", "a positive integer"),
+    "cpu_lanes": _zero_or_more("one lane per torch thread", "1 (one pass) or more lanes"),
     "device": _device,
     "output_dir": _output_dir,
     "ckpt_path": _ckpt_path,

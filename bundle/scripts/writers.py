@@ -11,8 +11,8 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
 from monai.transforms import MapTransform
+from monai.utils import convert_to_tensor
 from PIL import Image
 
 from .atomic import write_atomically
@@ -49,8 +49,8 @@ def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, i
             if image.mode in ("L", "LA", "RGB", "RGBA"):
                 return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR))
     # a plain tensor: MetaTensor's bookkeeping on each step cost more than the steps
-    plain = network_input.as_tensor() if isinstance(network_input, MetaTensor) else torch.as_tensor(network_input)
-    picture = plain.detach().cpu().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    plain = convert_to_tensor(network_input, track_meta=False).detach().cpu()
+    picture = plain.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
     if picture.shape[:2] == tuple(size):
         return picture
     return np.asarray(Image.fromarray(picture).resize((size[1], size[0]), Image.Resampling.BILINEAR))
