@@ -1,25 +1,30 @@
 """The bundle's ONNX model against eager PyTorch: export time, file size, agreement and speed.
 
-    python bench/bench_onnx.py [--model bundle/models/model.onnx] [--export] [--threads 2 --repeats 7]
+    python bench/bench_onnx.py [--model bundle/models/model.onnx] [--export] [--threads 2 --repeats 21]
 
-Both run the shipped weights (``bundle/models/model.pt``) on the same random images at the
-model's size, with ``--threads`` threads each. Timings are milliseconds per image, medians
-over ``--repeats`` rounds that alternate the two runtimes (so a change in machine load hits
-both alike) after one warm-up, with the fastest and slowest round in brackets. ``--cpu-time``
-counts the process's CPU seconds instead of wall seconds: with ``--threads 1`` on a machine
-shared with other jobs, that is the time the work itself took. ``--export``
-first rebuilds the model into a temporary file with ``bundle/scripts/export_onnx.py`` and
-times that. Run it on an otherwise idle machine.
+All three run the shipped weights (``bundle/models/model.pt``) on the same random images at
+the model's size, with ``--threads`` threads each: eager PyTorch as one plain pass, the bundle's
+own CPU path (channels-last weights and one lane per thread: ``scripts.inferers.place`` and
+``PlainTensorInferer``, as ``configs/inference.yaml`` runs it), and onnxruntime. Timings are
+milliseconds per image, medians over ``--repeats`` rounds that run the three in turn (the
+order alternating, so a change in machine load hits all alike) after one warm-up, with the
+fastest and slowest round in brackets. The ratios are onnxruntime's time over the other's,
+taken round by round (median, and the middle half of the rounds in brackets): on a machine
+whose speed drifts, that pairing is what makes runs comparable. ``--cpu-time`` counts the
+process's CPU seconds instead of wall seconds: with ``--threads 1`` on a machine shared with
+other jobs, that is the time the work itself took. ``--export`` first rebuilds the model into
+a temporary file with ``bundle/scripts/export_onnx.py`` and times that.
 """
 
 import argparse
+import copy
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 import numpy as np
 import onnx
@@ -29,6 +34,8 @@ import torch
 from networks import UltraLightVMUNet, load_reference_weights
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
+sys.path.insert(0, str(BUNDLE))  # the bundle's helpers, as `scripts`
+from scripts.inferers import PlainTensorInferer, place  # noqa: E402
 
 
 def seconds(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
@@ -38,7 +45,14 @@ def seconds(fn: Callable[[], object], clock: Callable[[], float] = time.perf_cou
 
 
 def spread(values: List[float], scale: float) -> str:
-    return f"{statistics.median(values) * scale:8.1f} [{min(values) * scale:.1f}-{max(values) * scale:.1f}]"
+    return f"{statistics.median(values) * scale:.1f} [{min(values) * scale:.1f}-{max(values) * scale:.1f}]"
+
+
+def ratio(numerators: List[float], denominators: List[float]) -> str:
+    """Round-by-round ratios: their median, and the middle half of them."""
+    ratios = sorted(n / d for n, d in zip(numerators, denominators))
+    quarter = len(ratios) // 4
+    return f"{statistics.median(ratios):.2f} [{ratios[quarter]:.2f}-{ratios[-1 - quarter]:.2f}]"
 
 
 def main() -> None:
@@ -46,7 +60,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=BUNDLE / "models" / "model.onnx")
     parser.add_argument("--export", action="store_true", help="rebuild the model first and time the export")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cpu-time", action="store_true", help="time with the process's CPU seconds (for --threads 1 on a shared machine)")
     args = parser.parse_args()
@@ -66,25 +80,33 @@ def main() -> None:
     session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     (inputs,) = session.get_inputs()
     net = load_reference_weights(UltraLightVMUNet(), BUNDLE / "models" / "model.pt").eval()
+    placed, lanes = place(copy.deepcopy(net), "cpu"), PlainTensorInferer(cpu_lanes=0)
     size = inputs.shape[2:]
 
     clock = time.process_time if args.cpu_time else time.perf_counter
     kind = "CPU ms" if args.cpu_time else "ms"
-    print(f"\n{kind} per image at {size[0]}x{size[1]}, {args.threads} threads, median [min-max] of {args.repeats} rounds")
-    print(f"{'batch':>5} | {'eager PyTorch':>24} | {'onnxruntime':>24} | largest |diff|")
+    print(f"\n{kind} per image at {size[0]}x{size[1]}, {args.threads} threads, median [min-max] of {args.repeats} rounds;")
+    print("onnxruntime's time over the others', round by round: median [middle half of the rounds]\n")
+    print("| batch | eager PyTorch, one pass | bundle's CPU path | onnxruntime | onnxruntime / eager | onnxruntime / bundle's | largest diff from eager: onnxruntime, bundle's |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for batch in args.batches:
         images = torch.rand(batch, inputs.shape[1], *size, generator=torch.Generator().manual_seed(batch)) * 255
         feed = {inputs.name: images.numpy()}
         with torch.no_grad():
-            eager = lambda: net(images)  # noqa: E731
-            runtime = lambda: session.run(None, feed)  # noqa: E731
-            difference = float(np.abs(runtime()[0] - eager().numpy()).max())  # also the warm-up
-            times = {"eager": [], "onnx": []}
-            for _ in range(args.repeats):
-                times["eager"].append(seconds(eager, clock))
-                times["onnx"].append(seconds(runtime, clock))
+            runs = {
+                "eager": lambda: net(images),
+                "bundle": lambda: lanes(images, placed),
+                "onnx": lambda: session.run(None, feed),
+            }
+            expected = runs["eager"]().numpy()
+            differences = [float(np.abs(out - expected).max()) for out in (runs["onnx"]()[0], runs["bundle"]().numpy())]
+            times: Dict[str, List[float]] = {name: [] for name in runs}
+            for round_ in range(args.repeats):
+                for name in list(runs)[:: 1 if round_ % 2 else -1]:
+                    times[name].append(seconds(runs[name], clock))
         scale = 1000 / batch
-        print(f"{batch:>5} | {spread(times['eager'], scale):>24} | {spread(times['onnx'], scale):>24} | {difference:.1e}")
+        cells = [spread(times[name], scale) for name in runs] + [ratio(times["onnx"], times[name]) for name in ("eager", "bundle")]
+        print(f"| {batch} | " + " | ".join(cells) + f" | {differences[0]:.1e}, {differences[1]:.1e} |")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import onnx_ir.passes.common as passes
 import onnxscript.optimizer
 import onnxscript.rewriter
 import torch
+from onnxscript import opset18 as op
 from onnxscript.rewriter.rules import common as rules
 
 from .scan.export import scan_as_one_operator
-from .scan.onnx_graph import TRANSLATIONS
+from .scan.onnx_graph import TRANSLATIONS as SCAN_TRANSLATIONS
 
 __all__ = ["export_onnx"]
 
@@ -34,6 +35,25 @@ _NO_OP_RULES = [
     rules.no_op_transpose_rule,
     rules.unsqueeze_unsqueeze_rule,
 ]
+
+
+def _softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """``F.softplus`` as ``relu(x) + log(1 + exp(-|x|))``: onnxruntime's Softplus operator (with
+    the Where that applies PyTorch's threshold) took 6.8 ms on the largest of the network's
+    deltas, a (32, 1024, 12) tensor, where these six elementwise operators take 2.2 ms (one
+    thread). Above a threshold of 17 or more, ``log(1 + exp(-x))`` is below float32's rounding
+    of ``x``, so the formula returns ``x`` there as PyTorch does."""
+    scaled = x if beta == 1 else op.Mul(x, op.CastLike(op.Constant(value_float=beta), x))
+    one = op.CastLike(op.Constant(value_float=1.0), x)
+    y = op.Add(op.Relu(scaled), op.Log(op.Add(op.Exp(op.Neg(op.Abs(scaled))), one)))
+    if beta != 1:
+        y = op.Div(y, op.CastLike(op.Constant(value_float=beta), x))
+    if threshold < 17:
+        y = op.Where(op.Greater(scaled, op.CastLike(op.Constant(value_float=threshold), x)), x, y)
+    return y
+
+
+TRANSLATIONS = {**SCAN_TRANSLATIONS, torch.ops.aten.softplus.default: _softplus}
 
 
 @contextlib.contextmanager

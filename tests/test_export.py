@@ -10,8 +10,8 @@ from networks import UltraLightVMUNet
 # what the ONNX scan (and the softplus before it) may be made of: elementwise arithmetic and
 # reshaping, no loop and nothing custom
 STANDARD_SCAN_OPERATORS = {
-    "Add", "Mul", "Exp", "Softplus", "Greater", "Where", "Div", "MatMul", "ReduceSum",
-    "Reshape", "Split", "Slice", "Pad", "Concat", "Constant",
+    "Add", "Mul", "Exp", "Abs", "Neg", "Log", "Relu", "Div", "MatMul", "ReduceSum",
+    "Reshape", "Transpose", "Split", "Slice", "Pad", "Concat", "Sum", "Constant",
 }
 
 
@@ -68,7 +68,7 @@ class _ScanOfOneInput(torch.nn.Module):
         return networks.scan.selective_scan(u, torch.nn.functional.softplus(delta), self.A, B, C, self.D)
 
 
-@pytest.mark.parametrize("length", [1, 5, 8, 13, 64, 100])
+@pytest.mark.parametrize("length", [1, 5, 8, 13, 64, 100, 1024])
 def test_scan_written_in_onnx_equals_the_sequential_scan(length):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
@@ -86,3 +86,26 @@ def test_scan_written_in_onnx_equals_the_sequential_scan(length):
             expected = networks.scan.selective_scan_sequential(u, torch.nn.functional.softplus(delta), module.A, B, C, module.D)
         actual = session.run(None, {"image": x.numpy()})[0]
         np.testing.assert_allclose(actual, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+class _Softplus(torch.nn.Module):
+    def __init__(self, beta: float, threshold: float) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.softplus((x - 128) / 4, self.beta, self.threshold)
+
+
+@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (2.0, 20.0), (1.0, 5.0), (0.5, 3.0)])
+def test_softplus_written_in_onnx_equals_pytorch(beta, threshold):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from networks.onnx_export import export_onnx
+
+    module = _Softplus(beta, threshold)
+    model = export_onnx(module, (7, 50))
+    assert "Softplus" not in {node.op_type for node in model.graph.node}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.linspace(0, 255, 2 * 7 * 50).reshape(2, 7, 50)  # -32 to 32 after the shift: both sides of every threshold
+    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], module(x).numpy(), rtol=1e-6, atol=3e-7)  # 1 + exp(-|x|) rounds to float32 near 1

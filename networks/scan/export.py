@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from .sequential import upcast
 
-__all__ = ["chunk_length", "scan_as_one_operator", "recording_one_operator", "scan_export", "selective_scan_unrolled"]
+__all__ = ["scan_as_one_operator", "recording_one_operator", "scan_export", "selective_scan_unrolled"]
 
 _one_operator = False  # a plain global: torch.compile traces the check below
 
@@ -82,10 +82,9 @@ def _scan_along(decay: torch.Tensor, state: torch.Tensor, dim: int) -> torch.Ten
     return state
 
 
-def chunk_length(length: int) -> int:
-    """Tokens per chunk of both export scans (this one and :mod:`networks.scan.onnx_graph`)."""
-    # Eight measured fastest in onnxruntime: longer chunks unroll more operators (and make the
-    # export slower) for little less memory traffic.
+def _chunk_length(length: int) -> int:
+    """Tokens per chunk: at most eight, since ``torch.export`` pays for every unrolled operator
+    (the ONNX translation in :mod:`networks.scan.onnx_graph` chooses its own)."""
     chunk = 1
     while chunk < min(length, 8):
         chunk *= 2
@@ -108,7 +107,7 @@ def selective_scan_unrolled(
     u_f, delta, A, B, C, D = upcast([u, delta, A, B, C, D])
     batch, length, channels = u_f.shape
     states = A.shape[-1]
-    chunk = chunk_length(length)
+    chunk = _chunk_length(length)
     num_chunks = (length + chunk - 1) // chunk
     pad = num_chunks * chunk - length
     du = delta * u_f
