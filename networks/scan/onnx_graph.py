@@ -45,10 +45,10 @@ import onnx
 import torch
 from onnxscript import opset18 as op
 
-__all__ = ["TRANSLATIONS", "balanced_chunk_length", "selective_scan_onnx"]
+__all__ = ["TRANSLATIONS", "selective_scan_onnx"]
 
 
-def balanced_chunk_length(length: int) -> int:
+def _chunk_length(length: int) -> int:
     """Tokens per chunk: the power of two nearest above ``sqrt(length)``."""
     chunk = 1
     while chunk * chunk < length:
@@ -77,9 +77,9 @@ def _entering_states(ends, chunk_decay, num_chunks: int):
     return op.Pad(leaving, [0, 0, 0, 0, 1, 0, 0, 0, 0, 0], op.CastLike(op.Constant(value_float=0.0), leaving))
 
 
-def _read_out(h, c, states: int):
-    """``h . C`` of one position: (1, S, Ch, batch, K) and (1, S, 1, batch, K) to (1, Ch * batch * K)."""
-    ones = op.Constant(value=onnx.helper.make_tensor("ones", onnx.TensorProto.FLOAT, [1, states], [1.0] * states))
+def _read_out(h, c, ones, states: int):
+    """``h . C`` of one position: (1, S, Ch, batch, K) and (1, S, 1, batch, K) to (1, Ch * batch * K),
+    summed over the states by ``ones`` (1, S)."""
     return op.MatMul(ones, op.Reshape(op.Mul(h, c), [states, -1]))
 
 
@@ -88,7 +88,7 @@ def selective_scan_onnx(u, delta, A, B, C, D):
     arguments of :func:`networks.scan.selective_scan` (onnxscript values)."""
     _, length, channels = u.shape
     states = A.shape[-1]
-    chunk = balanced_chunk_length(length)
+    chunk = _chunk_length(length)
     num_chunks = -(-length // chunk)
     pad = num_chunks * chunk - length
     du = op.Mul(delta, u)
@@ -107,10 +107,11 @@ def selective_scan_onnx(u, delta, A, B, C, D):
             h = op.Add(op.Mul(decays[t], h), inputs[t])
         chunk_decay = op.Exp(op.Mul(op.Sum(*deltas), A))  # a chunk's decay, exp(A * sum(delta))
         h = op.Add(op.Mul(decays[0], _entering_states(h, chunk_decay, num_chunks)), inputs[0])
-    ys = [_read_out(h, Cs[0], states)]
+    ones = op.Constant(value=onnx.helper.make_tensor("ones", onnx.TensorProto.FLOAT, [1, states], [1.0] * states))
+    ys = [_read_out(h, Cs[0], ones, states)]
     for t in range(1, chunk):  # the true states, read out as they are made
         h = op.Add(op.Mul(decays[t], h), inputs[t])
-        ys.append(_read_out(h, Cs[t], states))
+        ys.append(_read_out(h, Cs[t], ones, states))
     y = op.Reshape(ys[0] if chunk == 1 else op.Concat(*ys, axis=0), [chunk, channels, -1, num_chunks])
     y = op.Reshape(op.Transpose(y, perm=[2, 3, 0, 1]), [-1, num_chunks * chunk, channels])  # (batch, L, Ch)
     if pad:
