@@ -123,6 +123,29 @@ def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
     assert sorted((out / "cache").iterdir()) == cached, "the second start read the cached cases"
 
 
+def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_path):
+    """A plain run writes only into output_dir (here: the default, runs/ in the bundle) and,
+    without validation cases (MONAI Label's `val_split: 0`), keeps each epoch's weights;
+    `--publish_model true` replaces models/model.pt and keeps the replaced file beside it."""
+    copy = tmp_path / "bundle"
+    for part in ("configs", "scripts", "models"):
+        shutil.copytree(BUNDLE / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shipped = (copy / "models" / "model.pt").read_bytes()
+    ckpt = ["--ckpt_path", "./models/model.pt"]  # a MONAI Label run starts from the served weights too
+
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--num_epochs", "1", *SMALL, *ckpt,
+                  "--validate#dataset#data", "[]", cwd=copy)
+    assert "no validation cases" in proc.stdout + proc.stderr and (copy / "runs" / "model.pt").exists()
+    assert (copy / "models" / "model.pt").read_bytes() == shipped
+    assert not (copy / "models" / "replaced").exists()
+
+    bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(tmp_path / "out"), "--num_epochs", "1",
+           *SMALL, *ckpt, "--publish_model", "true", cwd=copy)
+    published = (copy / "models" / "model.pt").read_bytes()
+    assert published != shipped and published == (tmp_path / "out" / "model.pt").read_bytes()
+    assert [p.read_bytes() for p in (copy / "models" / "replaced").glob("model_*.pt")] == [shipped]
+
+
 def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
     out = tmp_path / "eval"
     bundle("run", *EVALUATE, "--dataset_dir", str(demo), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from test_bundle import BUNDLE, EVALUATE, INFER, SMALL, TRAIN, bundle, child_env
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
 from scripts import settings, settings_table  # noqa: E402
+from scripts.errors import SettingsError, real_error  # noqa: E402
 
 MULTI = ["--config_file", "['configs/train.yaml','configs/multi_gpu_train.yaml']"]
 
@@ -245,3 +248,86 @@ def test_the_ddp_configs_accept_every_documented_setting(files, tmp_path):
     proc = bundle(*accepted_command("multi_gpu_train", files, tmp_path / "out"), check=False, env=child_env(**ddp))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "settings checked against configs/train.yaml, configs/multi_gpu_train.yaml" in proc.stdout
+
+
+# ---- each documented setting typed alone, as a user types it ----
+
+
+def typed_forms(key: str, default: object) -> list[str]:
+    """What a user types for ``key``, whose default evaluates to ``default``: the default itself
+    as text (a device as its name, a flag as true/false, no value as null), every device form,
+    both flag values, and null where the setting takes it."""
+    if isinstance(default, torch.device):
+        return ["cpu", "cuda", "cuda:1"]
+    if isinstance(default, bool):
+        return ["true", "false"]
+    forms = ["null"] if default is None else [str(default)]
+    if key in settings.NULLABLE and default is not None:
+        forms.append("null")
+    return forms
+
+
+def typed_alone_cases() -> list[tuple[str, str, str]]:
+    """(config, key, typed value) for every key of every config's settings block."""
+    cases = []
+    for name in settings.config_names():
+        documented = settings.documented_settings(name)
+        if not documented:
+            continue
+        parser = monai.bundle.ConfigParser()
+        parser.read_config(str(BUNDLE / "configs" / f"{name}.yaml"))
+        cwd = os.getcwd()
+        os.chdir(BUNDLE)  # macros name other configs relative to the bundle
+        try:
+            defaults = {key: parser.get_parsed_content(key) for key in documented}
+        finally:
+            os.chdir(cwd)
+        cases += [(name, key, typed) for key, default in defaults.items() for typed in typed_forms(key, default)]
+    return cases
+
+
+def ids_the_run_uses(parser: monai.bundle.ConfigParser, run_id: str) -> list[str]:
+    """The ids the expressions of ``run_id`` refer to (``@train#trainer`` in ``$@train#trainer.run()``)."""
+    steps = parser[run_id]
+    if isinstance(steps, str) and steps.startswith("@"):  # train.yaml's `run: '@training'`
+        steps = parser[steps[1:]]
+    return sorted(set(re.findall(r"@([\w#]+)", " ".join(map(str, steps)))))
+
+
+@pytest.fixture(scope="module")
+def bundle_copy(tmp_path_factory) -> Path:
+    """The bundle's configs, scripts and weights in a temporary folder: runs with default paths write there."""
+    root = tmp_path_factory.mktemp("bundle")
+    for part in ("configs", "scripts", "models"):
+        shutil.copytree(BUNDLE / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+@pytest.mark.parametrize(("name", "key", "typed"), typed_alone_cases())
+def test_each_documented_setting_typed_alone_runs_or_is_refused_by_name(bundle_copy, name, key, typed, monkeypatch):
+    """``--key value`` alone, parsed as `python -m monai.bundle run` parses it (fire): the
+    configs' check, then every object the run uses, built (everything but the run itself)."""
+    monkeypatch.chdir(bundle_copy)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    workflow = monai.bundle.ConfigWorkflow(
+        config_file=f"configs/{name}.yaml", logging_file=False, **{key: fire.parser.DefaultParseValue(typed)}
+    )
+    try:
+        workflow.initialize()
+        run_id = "training" if "training" in workflow.parser else "run"
+        for used in ids_the_run_uses(workflow.parser, run_id):
+            workflow.parser.get_parsed_content(used)
+    except Exception as error:
+        error = real_error(error)
+        assert isinstance(error, SettingsError), f"--{key} {typed}: {type(error).__name__}: {error}"
+        assert str(error).startswith(f"{key} "), f"--{key} {typed}: the message names another key: {error}"
+
+
+@pytest.mark.slow
+def test_the_device_typed_alone_trains(files, tmp_path):
+    """The command a user types: no other setting beside the device."""
+    out = tmp_path / "out"
+    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(files["demo"]), "--output_dir", str(out),
+                  "--num_epochs", "1", "--spatial_size", "64", "--device", "cpu", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "model.pt").exists()

@@ -9,9 +9,12 @@ before it writes the next one, so a kill between the two would leave nothing to 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,31 +102,73 @@ class LatestStateSaver:
 
 class BestWeightsSaver:
     """Writes the network's weights (a plain state dict) to ``save_dir/filename`` whenever the
-    evaluator's ``metric_name`` beats its best so far.
+    evaluator's ``metric_name`` beats its best so far; without validation cases, after every
+    training epoch (the latest weights are then the best known).
+
+    With ``publish_path`` (the bundle's ``models/model.pt``, which inference and MONAI Label
+    serve) each saved file is also written there, so that a server that reloads the file when
+    it changes serves the new weights at once. The file found there when the run first
+    publishes is kept first, as ``replaced/model_<time>.pt`` beside it: a run never loses the
+    weights it replaces, and later bests of the same run replace only its own.
 
     Its ``state_dict`` (the best score and epoch) travels in the full-state checkpoint, so a
     resumed run does not overwrite better weights saved before the restart.
     """
 
-    def __init__(self, save_dir: str | Path, network: torch.nn.Module, metric_name: str, filename: str = "model.pt") -> None:
+    def __init__(
+        self,
+        save_dir: str | Path,
+        network: torch.nn.Module,
+        metric_name: str,
+        filename: str = "model.pt",
+        publish_path: str | Path | None = None,
+    ) -> None:
         self.path = Path(save_dir) / filename
         self.network = network
         self.metric_name = metric_name
+        self.publish_path = Path(publish_path) if publish_path else None
         self.best_metric = -math.inf
         self.best_epoch = 0
+        self._kept_replaced = False
 
-    def attach(self, evaluator: Engine) -> None:
-        evaluator.add_event_handler(Events.EPOCH_COMPLETED, self)
+    def attach(self, evaluator: Engine, trainer: Engine | None = None) -> None:
+        """Saves after each of ``evaluator``'s runs, or after each of ``trainer``'s epochs when
+        the evaluator has no cases (MONAI's evaluator then skips its runs)."""
+        if trainer is not None and len(evaluator.data_loader) == 0:
+            logger.info("no validation cases: %s will hold the weights of the latest epoch", self.path)
+            trainer.add_event_handler(Events.EPOCH_COMPLETED, self._save)
+        else:
+            evaluator.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, evaluator: Engine) -> None:
         score = float(evaluator.state.metrics[self.metric_name])
         if not score > self.best_metric:
             return
-        weights = self.network.state_dict()
-        require_finite(weights, f"the weights of epoch {evaluator.state.epoch}")
-        write_atomically(self.path, lambda partial: torch.save(weights, partial))
-        self.best_metric, self.best_epoch = score, evaluator.state.epoch
+        self.best_metric = score
+        self._save(evaluator)
         logger.info("new best %s %.4f at epoch %d: saved %s", self.metric_name, score, self.best_epoch, self.path)
+
+    def _save(self, engine: Engine) -> None:
+        weights = self.network.state_dict()
+        require_finite(weights, f"the weights of epoch {engine.state.epoch}")
+        write_atomically(self.path, lambda partial: torch.save(weights, partial))
+        self.best_epoch = engine.state.epoch
+        if self.publish_path is not None:
+            self._publish(weights)
+
+    def _publish(self, weights: dict[str, torch.Tensor]) -> None:
+        if not self._kept_replaced and self.publish_path.is_file():
+            stamp, path = time.strftime("%Y%m%d-%H%M%S"), self.publish_path
+            kept = next(
+                name
+                for n in itertools.count(1)
+                if not (name := path.parent / "replaced" / f"{path.stem}_{stamp}{f'_{n}' if n > 1 else ''}{path.suffix}").exists()
+            )
+            write_atomically(kept, lambda partial: shutil.copy2(self.publish_path, partial))
+            logger.info("kept the weights %s served until now as %s", self.publish_path, kept)
+        self._kept_replaced = True
+        write_atomically(self.publish_path, lambda partial: torch.save(weights, partial))
+        logger.info("published the weights of epoch %d as %s", self.best_epoch, self.publish_path)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_metric": self.best_metric, "best_epoch": self.best_epoch}

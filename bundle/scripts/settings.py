@@ -9,10 +9,14 @@ Each config's ``initialize`` list starts with ``$scripts.settings.check('<config
    or with the config that does define it. Keys are read from the configs themselves, so a
    key added to a config is accepted at once. Nested overrides (``--train#trainer#max_epochs``)
    of a key the config defines pass, as do the ids MONAI's experiment tracking adds.
-2. on/off settings (:data:`FLAGS`) typed as ``true``/``false`` on the command line (where
-   they arrive as strings) become booleans; then the values of the settings in
-   :data:`RULES` are checked (types, ranges, the device, the folders, the checkpoint),
-   every problem named with its key and the fix.
+2. values typed on the command line arrive as strings (``fire`` parses numbers and
+   ``True``, not ``true``, ``null`` or a device): on/off settings (:data:`FLAGS`) typed as
+   ``true``/``false`` become booleans, ``null`` becomes None where a setting may be off
+   (:data:`NULLABLE`), and a device name (``cpu``, ``cuda:1``, as MONAI Label's train task
+   sends it too) a ``torch.device``, so that the configs' expressions see the types their
+   defaults have. Then the values of the settings in :data:`RULES` are checked (types,
+   ranges, the device, the folders, the checkpoint), every problem named with its key and
+   the fix; a setting whose expression fails is named with the error.
 
 The lists of files are not made here: a config must parse, and ``initialize`` pass, before
 its data exist (MONAI's ``create_workflow`` runs ``initialize``). :func:`check_data`, the
@@ -49,7 +53,7 @@ from monai.bundle.reference_resolver import ReferenceResolver
 from monai.bundle.utils import DEFAULT_EXP_MGMT_SETTINGS
 
 from .datalist import DeferredList
-from .errors import SettingsError, report_errors_plainly
+from .errors import SettingsError, real_error, report_errors_plainly
 from .nonfinite import non_finite_names
 
 logger = logging.getLogger(__name__)
@@ -171,11 +175,13 @@ def _device(value: Any, _: ConfigParser) -> str | None:
     return None
 
 
+def _flag(value: Any, _: ConfigParser) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
 def _compile(value: Any, config: ConfigParser) -> str | None:
-    if not isinstance(value, bool):
-        return "must be true or false"
-    if not value:
-        return None
+    if _flag(value, config) or not value:
+        return _flag(value, config)
     try:
         device = torch.device(config.get_parsed_content("device") if "device" in config else "cpu")
     except (RuntimeError, TypeError, ValueError):
@@ -237,16 +243,34 @@ RULES: dict[str, Callable[[Any, ConfigParser], str | None]] = {
     "output_dir": _output_dir,
     "ckpt_path": _ckpt_path,
     "compile": _compile,
+    "main_process": _flag,
+    "resume": _flag,
+    "publish_model": _flag,
 }
 # on/off settings: the command line gives `--compile true` as the string "true"
-FLAGS = ("compile",)
+FLAGS = ("compile", "main_process", "resume", "publish_model")
+# settings that `null` turns off: the command line gives `--ckpt_path null` as the string "null"
+NULLABLE = ("ckpt_path", "cache_dir")
 
 
-def _read_flags(config: ConfigParser) -> None:
+def _read_typed_values(config: ConfigParser) -> list[str]:
+    """Gives the settings typed as strings the types of their defaults (see the module's
+    docstring); returns one problem for a device that is no device name."""
     for key in FLAGS:
         raw = config[key] if key in config else None
         if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
             config[key] = raw.strip().lower() == "true"
+    for key in NULLABLE:
+        raw = config[key] if key in config else None
+        if isinstance(raw, str) and raw.strip().lower() in ("null", "none"):
+            config[key] = None
+    raw = config["device"] if "device" in config else None
+    if isinstance(raw, (str, int)) and not (isinstance(raw, str) and raw.startswith(("$", "@", "%"))):
+        problem = _device(raw, config)
+        if problem:
+            return [f"device {raw}: {problem}"]
+        config["device"] = torch.device(raw)
+    return []
 
 
 def _running_config() -> ConfigParser:
@@ -289,13 +313,20 @@ def check(*configs: str) -> None:
     problems = unknown_key_problems(set(config.get()), list(configs))
     if problems:
         raise SettingsError("\n".join(problems))
-    _read_flags(config)
+    problems = _read_typed_values(config)
+    if problems:  # the other settings' expressions read the device
+        raise SettingsError("\n".join(problems))
     for key, rule in RULES.items():
-        if key in config:
+        if key not in config:
+            continue
+        try:
             value = config.get_parsed_content(key)
-            problem = rule(value, config)
-            if problem:
-                problems.append(f"{key} {value}: {problem}")
+        except Exception as error:  # an expression typed on the command line, or one reading such a value
+            problems.append(f"{key}: cannot be evaluated ({type(real_error(error)).__name__}: {real_error(error)})")
+            continue
+        problem = rule(value, config)
+        if problem:
+            problems.append(f"{key} {value}: {problem}")
     if problems:
         raise SettingsError("\n".join(problems))
     logger.info("settings checked against %s", ", ".join(f"configs/{name}.yaml" for name in configs))
@@ -309,8 +340,13 @@ def check_data() -> None:
     and this makes them, so that a missing split or an unreadable file stops the run before
     anything is trained or written.
 
+    A list given in place of a datalist (MONAI Label's train task gives ``train#dataset#data``
+    and ``validate#dataset#data`` from its datastore) must hold cases, except the validation
+    one: without validation cases, training keeps the last epoch's weights.
+
     Raises:
-        SettingsError: the first list that cannot be made, naming the file and the fix.
+        SettingsError: the first list that cannot be made, naming the file and the fix, or
+            an empty one.
     """
     config = _running_config()
     for data_id in _dataset_data_ids(config):
@@ -320,3 +356,8 @@ def check_data() -> None:
                 data.items()
             except (OSError, ValueError) as error:
                 raise SettingsError(str(error)) from error
+        elif len(data) == 0 and not data_id.startswith(f"validate{ReferenceResolver.sep}"):
+            raise SettingsError(
+                f"{data_id}: no cases, nothing to run on. In MONAI Label: save final labels for some images "
+                "before training; on the command line: leave it to dataset_dir (a folder made by `python -m prepare`)"
+            )
