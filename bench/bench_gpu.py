@@ -19,7 +19,8 @@ import argparse
 import contextlib
 import statistics
 import time
-from typing import Callable, Dict, Iterator, List
+from collections.abc import Iterator
+from typing import Callable
 
 import torch
 from monai.losses import DiceCELoss
@@ -40,14 +41,14 @@ def identity_scan(enabled: bool) -> Iterator[None]:
         networks.scan.selective_scan = original
 
 
-def available_variants() -> List[str]:
+def available_variants() -> list[str]:
     variants = ["triton", "torch", "identity"]
     if networks.scan.cuda_kernels_available():
         variants.insert(2, "cuda")
     return variants
 
 
-def build(variant: str, batch: int, size: int, bf16: bool) -> Dict[str, Callable[[], None]]:
+def build(variant: str, batch: int, size: int, bf16: bool) -> dict[str, Callable[[], None]]:
     torch.manual_seed(0)
     scan, _, compiled = variant.partition("+")
     eager = UltraLightVMUNet(scan_backend="torch" if scan == "identity" else scan).cuda()
@@ -94,7 +95,7 @@ def peak_mb(fn: Callable[[], None]) -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def quartiles(values: List[float]) -> str:
+def quartiles(values: list[float]) -> str:
     q = statistics.quantiles(values, n=4)
     return f"{q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f})"
 
@@ -127,7 +128,7 @@ def main() -> None:
                 if "+" in v:
                     print(f"{v}: compiled and warmed up in {time.perf_counter() - start:.0f} s")
             peaks = {v: peak_mb(runs[v]["training step"]) for v in variants}
-            times: Dict[str, Dict[str, List[float]]] = {v: {k: [] for k in runs[v]} for v in variants}
+            times: dict[str, dict[str, list[float]]] = {v: {k: [] for k in runs[v]} for v in variants}
             for _ in range(args.repeats):
                 for v in variants:
                     for kind, fn in runs[v].items():

@@ -54,7 +54,12 @@ def make_dataset(raw: Path, images: int, size: int, seed: int = 0) -> None:
     for case in range(images):
         h, w = (int(size * rng.uniform(0.9, 1.1)) for _ in range(2))
         yy, xx = np.mgrid[:h, :w]
-        cy, cx, ry, rx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w, rng.uniform(0.1, 0.3) * h, rng.uniform(0.1, 0.3) * w
+        cy, cx, ry, rx = (
+            rng.uniform(0.3, 0.7) * h,
+            rng.uniform(0.3, 0.7) * w,
+            rng.uniform(0.1, 0.3) * h,
+            rng.uniform(0.1, 0.3) * w,
+        )
         mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
         image = np.where(mask[..., None], (110, 70, 60), (200, 160, 140)) + rng.normal(0, 20, (h, w, 3))
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(raw / "imagesTr" / f"case{case:03d}_0000.png")
@@ -108,12 +113,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         # nnU-Net reads its folders from the environment, also in the processes it starts
         os.environ |= {
-            "nnUNet_raw": f"{work}/raw", "nnUNet_preprocessed": f"{work}/preprocessed", "nnUNet_results": f"{work}/results",
-            "nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "1",
+            "nnUNet_raw": f"{work}/raw",
+            "nnUNet_preprocessed": f"{work}/preprocessed",
+            "nnUNet_results": f"{work}/results",
+            "nnUNet_n_proc_DA": "1",
+            "nnUNet_def_n_proc": "1",
         }
         make_dataset(Path(work) / "raw" / DATASET, args.images, args.size)
         for command in (
-            [sys.executable, "-c", RUN_ENTRY_POINT, "nnUNetv2_plan_and_preprocess", "-d", DATASET_ID, "-c", "2d", "-npfp", "1", "-np", "1"],
+            [
+                sys.executable,
+                "-c",
+                RUN_ENTRY_POINT,
+                "nnUNetv2_plan_and_preprocess",
+                "-d",
+                DATASET_ID,
+                "-c",
+                "2d",
+                "-npfp",
+                "1",
+                "-np",
+                "1",
+            ],
             [sys.executable, "-m", "networks.nnunet", DATASET],
         ):
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -18,13 +18,14 @@ a temporary file with ``bundle/scripts/export_onnx.py`` and times that.
 
 import argparse
 import copy
+import functools
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -44,11 +45,11 @@ def seconds(fn: Callable[[], object], clock: Callable[[], float] = time.perf_cou
     return clock() - start
 
 
-def spread(values: List[float], scale: float) -> str:
+def spread(values: list[float], scale: float) -> str:
     return f"{statistics.median(values) * scale:.1f} [{min(values) * scale:.1f}-{max(values) * scale:.1f}]"
 
 
-def ratio(numerators: List[float], denominators: List[float]) -> str:
+def ratio(numerators: list[float], denominators: list[float]) -> str:
     """Round-by-round ratios: their median, and the middle half of them."""
     ratios = sorted(n / d for n, d in zip(numerators, denominators))
     quarter = len(ratios) // 4
@@ -62,7 +63,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--cpu-time", action="store_true", help="time with the process's CPU seconds (for --threads 1 on a shared machine)")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time with the process's CPU seconds (for --threads 1 on a shared machine)"
+    )
     args = parser.parse_args()
 
     model_path = args.model
@@ -87,25 +90,29 @@ def main() -> None:
     kind = "CPU ms" if args.cpu_time else "ms"
     print(f"\n{kind} per image at {size[0]}x{size[1]}, {args.threads} threads, median [min-max] of {args.repeats} rounds;")
     print("onnxruntime's time over the others', round by round: median [middle half of the rounds]\n")
-    print("| batch | eager PyTorch, one pass | bundle's CPU path | onnxruntime | onnxruntime / eager | onnxruntime / bundle's | largest diff from eager: onnxruntime, bundle's |")
+    print(
+        "| batch | eager PyTorch, one pass | bundle's CPU path | onnxruntime | onnxruntime / eager | onnxruntime / bundle's | largest diff from eager: onnxruntime, bundle's |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for batch in args.batches:
         images = torch.rand(batch, inputs.shape[1], *size, generator=torch.Generator().manual_seed(batch)) * 255
         feed = {inputs.name: images.numpy()}
         with torch.no_grad():
             runs = {
-                "eager": lambda: net(images),
-                "bundle": lambda: lanes(images, placed),
-                "onnx": lambda: session.run(None, feed),
+                "eager": functools.partial(net, images),
+                "bundle": functools.partial(lanes, images, placed),
+                "onnx": functools.partial(session.run, None, feed),
             }
             expected = runs["eager"]().numpy()
             differences = [float(np.abs(out - expected).max()) for out in (runs["onnx"]()[0], runs["bundle"]().numpy())]
-            times: Dict[str, List[float]] = {name: [] for name in runs}
+            times: dict[str, list[float]] = {name: [] for name in runs}
             for round_ in range(args.repeats):
                 for name in list(runs)[:: 1 if round_ % 2 else -1]:
                     times[name].append(seconds(runs[name], clock))
         scale = 1000 / batch
-        cells = [spread(times[name], scale) for name in runs] + [ratio(times["onnx"], times[name]) for name in ("eager", "bundle")]
+        cells = [spread(times[name], scale) for name in runs] + [
+            ratio(times["onnx"], times[name]) for name in ("eager", "bundle")
+        ]
         print(f"| {batch} | " + " | ".join(cells) + f" | {differences[0]:.1e}, {differences[1]:.1e} |")
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import resource
@@ -78,6 +79,10 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def read_all(dataset: torch.utils.data.Dataset) -> list:
+    return [dataset[i] for i in range(len(dataset))]
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f}"
 
@@ -86,8 +91,12 @@ def spread(values: list[float]) -> str:
 
 
 def make_demo(folder: Path, count: int, size: int = 256) -> Path:
-    subprocess.run([sys.executable, "-m", "prepare", "synthetic", "--out", str(folder), "--num-images", str(count),
-                    "--size", str(size)], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "prepare", "synthetic", "--out", str(folder), "--num-images", str(count), "--size", str(size)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     return folder
 
 
@@ -103,7 +112,9 @@ def make_large(folder: Path, count: int, width: int, height: int, with_masks: bo
         path = folder / "images" / f"photo_{index:04d}.jpg"
         Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR).save(path, quality=90)
         if with_masks:
-            Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST).save(folder / "masks" / f"photo_{index:04d}.png")
+            Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST).save(
+                folder / "masks" / f"photo_{index:04d}.png"
+            )
         paths.append(path)
     return paths
 
@@ -143,7 +154,7 @@ def augmentation_costs(parser, cases: int = 24) -> dict[str, float]:
     torch.set_num_threads(1)  # as in a DataLoader worker
     for index, transform in enumerate(parser.get_parsed_content("augmentation")):
         name = f"{index}: {type(transform).__name__}"
-        costs[name] = 1e3 * statistics.mean(seconds(lambda: transform(dict(item))) for item in items * 4)
+        costs[name] = 1e3 * statistics.mean(seconds(functools.partial(transform, dict(item))) for item in items * 4)
     torch.set_num_threads(threads)
     return costs
 
@@ -154,8 +165,14 @@ def run_epochs(demo: Path, out: Path, epochs: int, num_workers: int) -> dict:
     from ignite.engine import Events
     from ignite.handlers import BasicTimeProfiler
 
-    parser = bundle_parser("train.yaml", dataset_dir=str(demo), output_dir=str(out), num_epochs=epochs,
-                           val_interval=epochs + 1, num_workers=num_workers)
+    parser = bundle_parser(
+        "train.yaml",
+        dataset_dir=str(demo),
+        output_dir=str(out),
+        num_epochs=epochs,
+        val_interval=epochs + 1,
+        num_workers=num_workers,
+    )
     trainer = parser.get_parsed_content("train#trainer")
     profiler = BasicTimeProfiler()
     profiler.attach(trainer)
@@ -183,20 +200,26 @@ def section_training(demo: Path, work: Path, epochs: int, repeats: int) -> list[
     runs = {w: run_epochs(demo, work / f"train{w}", epochs, w) for w in (2, 0)}
     bare += bare_step_seconds(parser, repeats)
     step = statistics.median(bare)
-    lines = [f"bare training step (batch {parser['batch_size']}, {parser['spatial_size']}^2): median {step:.3f} s "
-             f"over {len(bare)} (range {spread(bare)})",
-             "augmentation, ms per case (one thread): " + ", ".join(f"{k} {v:.1f}" for k, v in costs.items()),
-             "| num_workers | iterations | epoch s (epochs 2+, median) | iterations x bare step s | ratio "
-             "| per iteration: data wait s | step s | iteration handlers s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"bare training step (batch {parser['batch_size']}, {parser['spatial_size']}^2): median {step:.3f} s "
+        f"over {len(bare)} (range {spread(bare)})",
+        "augmentation, ms per case (one thread): " + ", ".join(f"{k} {v:.1f}" for k, v in costs.items()),
+        "| num_workers | iterations | epoch s (epochs 2+, median) | iterations x bare step s | ratio "
+        "| per iteration: data wait s | step s | iteration handlers s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for workers, r in runs.items():
         later = r["epoch_walls"][1:] or r["epoch_walls"]
         epoch = statistics.median(later)
         ideal = r["iterations"] * step
-        lines.append(f"| {workers} | {r['iterations']} | {epoch:.2f} (range {spread(later)}) | {ideal:.2f} | "
-                     f"{epoch / ideal:.2f}x | {r['data_wait']:.4f} | {r['step']:.3f} | {r['iteration_handlers']:.4f} |")
-    lines.append(f"first epoch (fills the case cache, starts the workers): "
-                 + ", ".join(f"num_workers {w}: {r['epoch_walls'][0]:.2f} s" for w, r in runs.items()))
+        lines.append(
+            f"| {workers} | {r['iterations']} | {epoch:.2f} (range {spread(later)}) | {ideal:.2f} | "
+            f"{epoch / ideal:.2f}x | {r['data_wait']:.4f} | {r['step']:.3f} | {r['iteration_handlers']:.4f} |"
+        )
+    lines.append(
+        "first epoch (fills the case cache, starts the workers): "
+        + ", ".join(f"num_workers {w}: {r['epoch_walls'][0]:.2f} s" for w, r in runs.items())
+    )
     return lines
 
 
@@ -234,14 +257,21 @@ def section_preprocess(work: Path, count: int) -> list[str]:
     set_track_meta(False)  # as train.yaml trains
     items = parser.get_parsed_content("train#datalist") + parser.get_parsed_content("validate#datalist")
     transform = Compose(parser.get_parsed_content("load_transforms"))
-    cached = PersistentDataset(items, transform, cache_dir=parser.get_parsed_content("cache_dir"),
-                               hash_func=parser.get_parsed_content("cache_key"))
-    passes = {"no cache (decode every time)": Dataset(items, transform), "first (decode, write cache_dir)": cached,
-              "second (read cache_dir)": cached}
-    lines = [f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate), train.yaml's load_transforms, "
-             "one process", "| pass | s | ms per case |", "| --- | --- | --- |"]
+    cached = PersistentDataset(
+        items, transform, cache_dir=parser.get_parsed_content("cache_dir"), hash_func=parser.get_parsed_content("cache_key")
+    )
+    passes = {
+        "no cache (decode every time)": Dataset(items, transform),
+        "first (decode, write cache_dir)": cached,
+        "second (read cache_dir)": cached,
+    }
+    lines = [
+        f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate), train.yaml's load_transforms, one process",
+        "| pass | s | ms per case |",
+        "| --- | --- | --- |",
+    ]
     for name, dataset in passes.items():
-        wall = seconds(lambda: [dataset[i] for i in range(len(dataset))])
+        wall = seconds(functools.partial(read_all, dataset))
         lines.append(f"| {name} | {wall:.1f} | {1e3 * wall / len(items):.0f} |")
     return lines
 
@@ -249,11 +279,27 @@ def section_preprocess(work: Path, count: int) -> list[str]:
 def section_cache(work: Path, count: int) -> list[str]:
     data, generated = large_set(work, count)
     held_out = max(1, count // 10)
-    command = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", "configs/train.yaml",
-               "--dataset_dir", str(data), "--output_dir", str(work / "large_run"), "--num_epochs", "1"]
-    lines = [f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate); "
-             f"`run training --num_epochs 1`, {count - held_out} training and {held_out} validation cases",
-             "| start | command wall s | epoch 1 s (validation included) |", "| --- | --- | --- |"]
+    command = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        "configs/train.yaml",
+        "--dataset_dir",
+        str(data),
+        "--output_dir",
+        str(work / "large_run"),
+        "--num_epochs",
+        "1",
+    ]
+    lines = [
+        f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate); "
+        f"`run training --num_epochs 1`, {count - held_out} training and {held_out} validation cases",
+        "| start | command wall s | epoch 1 s (validation included) |",
+        "| --- | --- | --- |",
+    ]
     for name in ("first (fills cache_dir)", "second (reads cache_dir)"):
         if name.startswith("second"):  # a new run over the same cache: the checkpoint would make it resume
             for stale in (work / "large_run").glob("checkpoint_epoch=*.pt"):
@@ -299,7 +345,9 @@ def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
         def run() -> float:  # a fresh evaluator each round: the config's objects are built once per parse
             run_parser = bundle_parser("inference.yaml", input_dir=str(images), output_dir=str(work / "pred"), **overrides)
             evaluator = run_parser.get_parsed_content("evaluator")
-            networks.load_reference_weights(run_parser.get_parsed_content("network_def"), run_parser.get_parsed_content("ckpt_path"))
+            networks.load_reference_weights(
+                run_parser.get_parsed_content("network_def"), run_parser.get_parsed_content("ckpt_path")
+            )
             return seconds(evaluator.run) / count
 
         return run
@@ -320,11 +368,17 @@ def section_inference(demo: Path, work: Path, rounds: int) -> list[str]:
             times[name].append(run())
     median = {name: statistics.median(t) for name, t in times.items()}
     names = list(variants)
-    lines = [f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, "
-             f"cpu_lanes {parser['cpu_lanes']}, {rounds} rounds", "| | s per image (median) | range |", "| --- | --- | --- |"]
+    lines = [
+        f"{count} images of 256x256, batch_size {batch}, num_workers {parser['num_workers']}, "
+        f"cpu_lanes {parser['cpu_lanes']}, {rounds} rounds",
+        "| | s per image (median) | range |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {name} | {median[name]:.4f} | {spread(times[name])} |" for name in names]
-    lines.append(f"ratio: {median[names[4]] / median[names[0]]:.2f}x the network's own per-image time (one pass), "
-                 f"{median[names[4]] / median[names[2]]:.2f}x the network run as the bundle runs it")
+    lines.append(
+        f"ratio: {median[names[4]] / median[names[0]]:.2f}x the network's own per-image time (one pass), "
+        f"{median[names[4]] / median[names[2]]:.2f}x the network run as the bundle runs it"
+    )
     return lines
 
 
@@ -360,13 +414,17 @@ def section_large(work: Path) -> list[str]:
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     mask = Image.open(out / "photo_0000_mask.png")
     overlay = Image.open(out / "photo_0000_overlay.jpg")
-    lines = ["one 8000x6000 JPEG, configs/inference.yaml defaults, fresh process each (2 runs)",
-             "| run | s (model loaded, read to files written) | peak RSS MB, main process | before the run | largest worker |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "one 8000x6000 JPEG, configs/inference.yaml defaults, fresh process each (2 runs)",
+        "| run | s (model loaded, read to files written) | peak RSS MB, main process | before the run | largest worker |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for i, r in enumerate(results, 1):
         lines.append(f"| {i} | {r['seconds']:.2f} | {r['peak']:.0f} | {r['rss_before']:.0f} | {r['workers_peak']:.0f} |")
-    lines.append(f"mask {mask.size[0]}x{mask.size[1]} ({(out / 'photo_0000_mask.png').stat().st_size / 2**10:.0f} KB), "
-                 f"overlay {overlay.size[0]}x{overlay.size[1]} ({(out / 'photo_0000_overlay.jpg').stat().st_size / 2**10:.0f} KB)")
+    lines.append(
+        f"mask {mask.size[0]}x{mask.size[1]} ({(out / 'photo_0000_mask.png').stat().st_size / 2**10:.0f} KB), "
+        f"overlay {overlay.size[0]}x{overlay.size[1]} ({(out / 'photo_0000_overlay.jpg').stat().st_size / 2**10:.0f} KB)"
+    )
     return lines
 
 
@@ -376,12 +434,22 @@ def section_large(work: Path) -> list[str]:
 def section_compile(demo: Path, work: Path) -> list[str]:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor_cache")}
     commands = {
-        "inference": ["--config_file", "configs/inference.yaml", "--input_dir", str(demo / "images"), "--output_dir", str(work / "compile_pred")],
+        "inference": [
+            "--config_file",
+            "configs/inference.yaml",
+            "--input_dir",
+            str(demo / "images"),
+            "--output_dir",
+            str(work / "compile_pred"),
+        ],
         "training, 1 epoch": ["training", "--config_file", "configs/train.yaml", "--dataset_dir", str(demo), "--num_epochs", "1"],
     }
     count = len(list((demo / "images").iterdir()))
-    lines = [f"{count} images of 256x256, defaults otherwise; wall s of the whole command",
-             "| command | eager | compile, first start | compile, second start |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"{count} images of 256x256, defaults otherwise; wall s of the whole command",
+        "| command | eager | compile, first start | compile, second start |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, args in commands.items():
         walls = []
         for run, compile_ in enumerate(("false", "true", "true")):
@@ -403,13 +471,49 @@ def section_demo(work: Path) -> list[str]:
     data, runs = work / "demo_data", work / "demo_runs"
     commands = {
         "generate 200 images": [sys.executable, "-m", "prepare", "synthetic", "--out", str(data), "--num-images", "200"],
-        "train 20 epochs": [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", "configs/train.yaml",
-                            "--dataset_dir", str(data), "--output_dir", str(runs), "--num_epochs", "20"],
-        "evaluate": [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/evaluate.yaml",
-                     "--dataset_dir", str(data), "--ckpt_path", str(runs / "model.pt"), "--output_dir", str(work / "demo_eval")],
-        "infer 200 images": [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml",
-                             "--ckpt_path", str(runs / "model.pt"), "--input_dir", str(data / "images"),
-                             "--output_dir", str(work / "demo_pred")],
+        "train 20 epochs": [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "training",
+            "--config_file",
+            "configs/train.yaml",
+            "--dataset_dir",
+            str(data),
+            "--output_dir",
+            str(runs),
+            "--num_epochs",
+            "20",
+        ],
+        "evaluate": [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            "configs/evaluate.yaml",
+            "--dataset_dir",
+            str(data),
+            "--ckpt_path",
+            str(runs / "model.pt"),
+            "--output_dir",
+            str(work / "demo_eval"),
+        ],
+        "infer 200 images": [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            "configs/inference.yaml",
+            "--ckpt_path",
+            str(runs / "model.pt"),
+            "--input_dir",
+            str(data / "images"),
+            "--output_dir",
+            str(work / "demo_pred"),
+        ],
     }
     lines = ["| step | wall s |", "| --- | --- |"]
     total = 0.0
@@ -446,8 +550,10 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the start")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         demo = make_demo(work / "demo", args.demo_images) if {"training", "inference", "compile"} & set(sections) else None

@@ -25,7 +25,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Iterator
+from collections.abc import Iterator
+from typing import Callable
 from unittest import mock
 
 import torch
@@ -40,8 +41,12 @@ PVM_GROUPS = {"compiled-g1": 1, "compiled-g2": 2, "compiled-g8": 8}  # 4 for the
 # --compile: the network and the floor in channels-last memory format, under torch.compile, and
 # both (what the bundle's --compile true runs on a CPU)
 COMPILE_VARIANTS = (
-    "compiled+channels_last", "compiled+torch.compile", "compiled+torch.compile+channels_last",
-    "identity+channels_last", "identity+torch.compile", "identity+torch.compile+channels_last",
+    "compiled+channels_last",
+    "compiled+torch.compile",
+    "compiled+torch.compile+channels_last",
+    "identity+channels_last",
+    "identity+torch.compile",
+    "identity+torch.compile+channels_last",
 )
 
 
@@ -55,7 +60,7 @@ def scan_of(variant: str) -> Iterator[None]:
         yield
 
 
-def build(variant: str, batch: int, size: int) -> Dict[str, Callable[[], None]]:
+def build(variant: str, batch: int, size: int) -> dict[str, Callable[[], None]]:
     """One inference call and one training step of ``variant``, all variants from one seed."""
     torch.manual_seed(0)
     variant, *modes = variant.split("+")
@@ -97,7 +102,7 @@ def build_volume(variant: str) -> Callable[[], None]:
     return infer
 
 
-def build_scans(batch: int, size: int) -> Dict[str, Dict[str, Callable[[], None]]]:
+def build_scans(batch: int, size: int) -> dict[str, dict[str, Callable[[], None]]]:
     """The six scans of one forward pass alone, on the arguments the network gives them: without
     gradients, and forward plus backward."""
     recorded = []
@@ -112,7 +117,7 @@ def build_scans(batch: int, size: int) -> Dict[str, Dict[str, Callable[[], None]
         UltraLightVMUNet(scan_backend="torch")(torch.rand(batch, 3, size, size) * 255)
     grads = [torch.randn_like(args[0]) for args in recorded]
 
-    def calls(backend: str) -> Dict[str, Callable[[], None]]:
+    def calls(backend: str) -> dict[str, Callable[[], None]]:
         def infer() -> None:
             with torch.no_grad():
                 for args in recorded:
@@ -148,7 +153,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="add channels-last and torch.compile rows (compiling takes minutes)")
+    parser.add_argument(
+        "--compile", action="store_true", help="add channels-last and torch.compile rows (compiling takes minutes)"
+    )
     parser.add_argument("--variants", help="comma-separated rows to run (default: all); e.g. compiled,identity with --compile")
     parser.add_argument("--rss-of", choices=VARIANTS + COMPILE_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,7 +165,7 @@ def main() -> None:
         unknown = sorted(set(chosen) - set(variants))
         if unknown:
             parser.error(f"--variants: unknown {unknown}; choose from {', '.join(variants)}")
-        variants = tuple(v for v in variants if v in chosen or v.partition("+")[0] in chosen and "+" in v)
+        variants = tuple(v for v in variants if v in chosen or (v.partition("+")[0] in chosen and "+" in v))
 
     if args.rss_of:
         calls = build(args.rss_of, args.batch, args.size)
@@ -176,7 +183,7 @@ def main() -> None:
     for variant, scan_calls in scans.items():
         calls[variant].update(scan_calls)
     kinds = ("infer", "train", "infer 3D", "scans infer", "scans train")
-    times: Dict[str, Dict[str, list]] = {v: {k: [] for k in calls[v]} for v in variants}
+    times: dict[str, dict[str, list]] = {v: {k: [] for k in calls[v]} for v in variants}
     for round_ in range(args.repeats + 1):
         for kind in kinds:
             for variant in variants:
@@ -203,8 +210,10 @@ def main() -> None:
         ours = median[variant]
         if "sequential" in median:
             seq = median["sequential"]
-            print(f"{variant} is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
-                  f"{seq['train'] / ours['train']:.2f}x per training step")
+            print(
+                f"{variant} is {seq['infer'] / ours['infer']:.2f}x faster than sequential at inference, "
+                f"{seq['train'] / ours['train']:.2f}x per training step"
+            )
         if floor:
             print(
                 f"{variant} takes {ours['infer'] / floor['infer']:.2f}x the identity floor's time at inference, "
@@ -221,7 +230,10 @@ def main() -> None:
         print(f"\nthe six scans of one forward pass alone, seconds (median, min-max of {args.repeats})")
         print(f"{'scan':<24}{'inference':>26}{'forward+backward':>26}")
     for variant in scans:
-        cells = [f"{median[variant][k]:.4f} ({spread[variant][k][0]:.4f}-{spread[variant][k][1]:.4f})" for k in ("scans infer", "scans train")]
+        cells = [
+            f"{median[variant][k]:.4f} ({spread[variant][k][0]:.4f}-{spread[variant][k][1]:.4f})"
+            for k in ("scans infer", "scans train")
+        ]
         print(f"{variant:<12}{cells[0]:>26}{cells[1]:>26}")
     if len(scans) == 2:
         fast, slow = median["compiled"], median["chunked"]
@@ -229,6 +241,7 @@ def main() -> None:
             f"compiled scans are {slow['scans infer'] / fast['scans infer']:.1f}x faster than chunked at inference, "
             f"{slow['scans train'] / fast['scans train']:.1f}x forward+backward"
         )
+
 
 if __name__ == "__main__":
     main()

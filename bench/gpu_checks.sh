@@ -11,7 +11,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$out/gpu.txt"
 
-python3 -m pytest -q -rs tests/test_triton_scan.py tests/test_selective_scan.py tests/test_network.py tests/test_compile.py 2>&1 \
+python3 -m pytest -q -rs -m "slow or not slow" tests/test_triton_scan.py tests/test_selective_scan.py tests/test_network.py tests/test_compile.py 2>&1 \
     | tee "$out/tests.log" | tail -15
 
 python3 bench/bench_gpu.py "$@"  # add --compile_batches 8 for torch.compile rows (minutes more) 2>&1 | tee "$out/bench_gpu.md"

@@ -36,9 +36,7 @@ class Mamba(nn.Module):
         torch.Size([2, 100, 8])
     """
 
-    def __init__(
-        self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, scan_backend: str = "auto"
-    ) -> None:
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, scan_backend: str = "auto") -> None:
         super().__init__()
         scan.check_backend(scan_backend)
         self.d_model = d_model

@@ -267,7 +267,9 @@ def write_plans(
         if not (folder / configuration["data_identifier"]).is_dir():
             logger.warning(
                 "%s: no preprocessed data yet (%s): run nnUNetv2_preprocess -c %s before training it",
-                name, folder / configuration["data_identifier"], name,
+                name,
+                folder / configuration["data_identifier"],
+                name,
             )
     target = folder / f"{PLANS_NAME}.json"
     temporary = folder / f".{target.name}.{os.getpid()}.tmp"  # same folder: os.replace stays atomic
@@ -289,11 +291,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m networks.nnunet``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m networks.nnunet", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="nnU-Net dataset id or name (DatasetXXX_Name), already planned and preprocessed")
-    parser.add_argument("--channels", type=int, nargs=6, default=list(DEFAULT_CHANNELS), metavar="C",
-                        help="the six stage widths (default: the published 8 16 24 32 48 64)")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        nargs=6,
+        default=list(DEFAULT_CHANNELS),
+        metavar="C",
+        help="the six stage widths (default: the published 8 16 24 32 48 64)",
+    )
     parser.add_argument("--pvm-groups", type=int, default=4, help="PVM parallel degree (default: the published 4)")
-    parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=None,
-                        help="which of nnU-Net's configurations get the network (default: those planned)")
+    parser.add_argument(
+        "--configurations",
+        nargs="+",
+        choices=CONFIGURATIONS,
+        default=None,
+        help="which of nnU-Net's configurations get the network (default: those planned)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:

@@ -43,6 +43,7 @@ def _softplus(x, beta: float = 1.0, threshold: float = 20.0):
     deltas, a (32, 1024, 12) tensor, where these six elementwise operators take 2.2 ms (one
     thread). Above a threshold of 17 or more, ``log(1 + exp(-x))`` is below float32's rounding
     of ``x``, so the formula returns ``x`` there as PyTorch does."""
+
     def constant(value: float):
         return op.CastLike(op.Constant(value_float=value), x)
 

@@ -114,9 +114,7 @@ class UltraLightVMUNet(nn.Module):
     def _check_size(self, x: torch.Tensor) -> None:
         if x.dim() != self.spatial_dims + 2:
             raise ValueError(
-                "expected input of shape (batch, channels, {} spatial sizes), got {}".format(
-                    self.spatial_dims, list(x.shape)
-                )
+                "expected input of shape (batch, channels, {} spatial sizes), got {}".format(self.spatial_dims, list(x.shape))
             )
         for size in x.shape[2:]:
             if size % self.size_multiple != 0:

@@ -121,9 +121,7 @@ def load_reference_weights(
     unexpected = sorted(set(state) - set(expected))
     mismatched_keys = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or mismatched_keys:
-        mismatched = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in mismatched_keys
-        ]
+        mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in mismatched_keys]
         only_mamba = not missing and not unexpected and all(".mamba." in k for k in mismatched_keys)
         raise ValueError(
             f"{source} does not fit {type(model).__name__}:"

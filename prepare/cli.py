@@ -34,30 +34,61 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=f"one of: {', '.join(DATASETS)}")
-    parser.add_argument("--src", type=Path, metavar="DIR",
-                        help="folder the archive was unpacked into (layouts below); not for synthetic")
-    parser.add_argument("--out", type=Path, metavar="DIR", required=True,
-                        help="folder for datalist.json, created if missing; the paths in it are relative to it")
-    parser.add_argument("--split", choices=("paper", "official", "random"),
-                        help="split rule (default: paper for isic2017, isic2018 and ph2; random otherwise)")
-    parser.add_argument("--split-sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
-                        help="counts replacing the paper's for --split paper; they must add up to the number of images")
-    parser.add_argument("--fractions", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
-                        help="fractions for --split random, adding up to 1 (default: %s)"
-                        % " ".join(map(str, DEFAULT_FRACTIONS)))
-    parser.add_argument("--seed", type=int, metavar="N",
-                        help=f"seed of --split random (default {DEFAULT_SEED}) "
-                        f"and of the synthetic images and split (default {SYNTHETIC_DEFAULT_SEED})")
-    parser.add_argument("--num-images", type=int, metavar="N",
-                        help=f"synthetic: number of images (default {SYNTHETIC_DEFAULT_NUM_IMAGES})")
-    parser.add_argument("--size", type=int, metavar="PX",
-                        help=f"synthetic: image width and height in pixels (default {SYNTHETIC_DEFAULT_SIZE})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing OUT/datalist.json (for synthetic also earlier synthetic_*.png)")
-    parser.add_argument("--workers", type=int, metavar="N", default=min(4, os.cpu_count() or 1),
-                        help="threads that read files during the checks (default: CPUs, at most 4; here %(default)s)")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log details to stderr; twice for debug messages")
+    parser.add_argument(
+        "--src", type=Path, metavar="DIR", help="folder the archive was unpacked into (layouts below); not for synthetic"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        required=True,
+        help="folder for datalist.json, created if missing; the paths in it are relative to it",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("paper", "official", "random"),
+        help="split rule (default: paper for isic2017, isic2018 and ph2; random otherwise)",
+    )
+    parser.add_argument(
+        "--split-sizes",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="counts replacing the paper's for --split paper; they must add up to the number of images",
+    )
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help=f"fractions for --split random, adding up to 1 (default: {' '.join(map(str, DEFAULT_FRACTIONS))})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help=f"seed of --split random (default {DEFAULT_SEED}) "
+        f"and of the synthetic images and split (default {SYNTHETIC_DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--num-images", type=int, metavar="N", help=f"synthetic: number of images (default {SYNTHETIC_DEFAULT_NUM_IMAGES})"
+    )
+    parser.add_argument(
+        "--size", type=int, metavar="PX", help=f"synthetic: image width and height in pixels (default {SYNTHETIC_DEFAULT_SIZE})"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing OUT/datalist.json (for synthetic also earlier synthetic_*.png)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        default=min(4, os.cpu_count() or 1),
+        help="threads that read files during the checks (default: CPUs, at most 4; here %(default)s)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log details to stderr; twice for debug messages")
     return parser
 
 

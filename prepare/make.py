@@ -152,16 +152,22 @@ def _check_options(
     misuses = [
         (synthetic and src is not None, "synthetic generates its images and takes no --src"),
         (not synthetic and src is None, f"{dataset} needs --src, the folder the archive was unpacked into"),
-        (split not in SPLITS[dataset],
-         f"--split {split} is not available for {dataset}; choose from {', '.join(SPLITS[dataset])}"),
+        (
+            split not in SPLITS[dataset],
+            f"--split {split} is not available for {dataset}; choose from {', '.join(SPLITS[dataset])}",
+        ),
         (split_sizes is not None and split != "paper", "--split-sizes only applies to --split paper"),
         (fractions is not None and split != "random", "--fractions only applies to --split random"),
         (seed is not None and split != "random", "--seed only applies to --split random and to synthetic"),
         (not synthetic and (num_images, size) != (None, None), "--num-images and --size only apply to synthetic"),
-        (split_sizes is not None and (len(split_sizes) != 3 or min(split_sizes) < 0),
-         "--split-sizes needs three counts >= 0: TRAIN VAL TEST"),
-        (fractions is not None and (len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6),
-         "--fractions needs three fractions >= 0 that add up to 1: TRAIN VAL TEST"),
+        (
+            split_sizes is not None and (len(split_sizes) != 3 or min(split_sizes) < 0),
+            "--split-sizes needs three counts >= 0: TRAIN VAL TEST",
+        ),
+        (
+            fractions is not None and (len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6),
+            "--fractions needs three fractions >= 0 that add up to 1: TRAIN VAL TEST",
+        ),
         (seed is not None and seed < 0, "--seed must be >= 0"),
         (workers < 1, "--workers must be at least 1"),
     ]

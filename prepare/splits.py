@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from fractions import Fraction
 from collections.abc import Sequence
+from fractions import Fraction
 
 from prepare.layouts import Pair
 

@@ -2,18 +2,16 @@
 
 Every run is a subprocess (`python -m monai.bundle ...`, `torchrun`), as a user would start
 it, on a small generated demo set (64x64 images, spatial_size 64) in temporary folders. One
-tiny model, trained once for the module, is shared by the evaluation/inference tests.
+tiny model, trained once for the session (conftest.py), is shared by the evaluation/inference
+tests. The quick suite trains, evaluates, infers and trains with DDP; the long runs are `slow`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -26,53 +24,9 @@ from PIL import Image
 
 import networks
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundle"
+from commands import BUNDLE, EVALUATE, INFER, PY, REPO, SMALL, TORCHRUN, TRAIN, bundle, child_env, read_picture, run
+
 PARITY_FIXTURE = REPO / "tests" / "data" / "ulvmunet_parity_seed2024.pt"
-PY = sys.executable
-TORCHRUN = str(Path(PY).with_name("torchrun"))
-SMALL = ["--spatial_size", "64", "--batch_size", "4", "--num_workers", "0"]
-TRAIN = ["--config_file", "configs/train.yaml"]
-EVALUATE = ["--config_file", "configs/evaluate.yaml"]
-INFER = ["--config_file", "configs/inference.yaml"]
-
-pytestmark = pytest.mark.slow
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    # one thread each: the tests' processes share 2 cores, and oversubscribed threads spin
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
-
-
-def run(cmd: list[str], cwd: Path = BUNDLE, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or child_env(), timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def bundle(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return run([PY, "-m", "monai.bundle", *args], **kwargs)
-
-
-def read_picture(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """20 generated 64x64 cases: 14 training, 2 validation, 4 test."""
-    out = tmp_path_factory.mktemp("demo")
-    run([PY, "-m", "prepare", "synthetic", "--out", str(out), "--num-images", "20", "--size", "64"], cwd=REPO)
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained(demo, tmp_path_factory) -> tuple[Path, str]:
-    """A 2-epoch training run: its output_dir and its log."""
-    out = tmp_path_factory.mktemp("train")
-    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "2", *SMALL)
-    return out, proc.stdout + proc.stderr
 
 
 def test_training_saves_best_weights_full_state_and_logs(demo, trained):
@@ -105,6 +59,7 @@ def test_training_saves_best_weights_full_state_and_logs(demo, trained):
     assert {"input_0_HW_0", "input_1_HW_0", "output_HW_0"} <= tags  # image, label, prediction
 
 
+@pytest.mark.slow
 def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
     out = tmp_path / "train"
     shutil.copytree(trained[0], out)
@@ -123,6 +78,7 @@ def test_plain_run_resumes_from_latest_full_state(demo, trained, tmp_path):
     assert sorted((out / "cache").iterdir()) == cached, "the second start read the cached cases"
 
 
+@pytest.mark.slow
 def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_path):
     """A plain run writes only into output_dir (here: the default, runs/ in the bundle) and,
     without validation cases (MONAI Label's `val_split: 0`), keeps each epoch's weights;
@@ -133,14 +89,40 @@ def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_pa
     shipped = (copy / "models" / "model.pt").read_bytes()
     ckpt = ["--ckpt_path", "./models/model.pt"]  # a MONAI Label run starts from the served weights too
 
-    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--num_epochs", "1", *SMALL, *ckpt,
-                  "--validate#dataset#data", "[]", cwd=copy)
+    proc = bundle(
+        "run",
+        "training",
+        *TRAIN,
+        "--dataset_dir",
+        str(demo),
+        "--num_epochs",
+        "1",
+        *SMALL,
+        *ckpt,
+        "--validate#dataset#data",
+        "[]",
+        cwd=copy,
+    )
     assert "no validation cases" in proc.stdout + proc.stderr and (copy / "runs" / "model.pt").exists()
     assert (copy / "models" / "model.pt").read_bytes() == shipped
     assert not (copy / "models" / "replaced").exists()
 
-    bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(tmp_path / "out"), "--num_epochs", "1",
-           *SMALL, *ckpt, "--publish_model", "true", cwd=copy)
+    bundle(
+        "run",
+        "training",
+        *TRAIN,
+        "--dataset_dir",
+        str(demo),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--num_epochs",
+        "1",
+        *SMALL,
+        *ckpt,
+        "--publish_model",
+        "true",
+        cwd=copy,
+    )
     published = (copy / "models" / "model.pt").read_bytes()
     assert published != shipped and published == (tmp_path / "out" / "model.pt").read_bytes()
     assert [p.read_bytes() for p in (copy / "models" / "replaced").glob("model_*.pt")] == [shipped]
@@ -148,7 +130,17 @@ def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_pa
 
 def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
     out = tmp_path / "eval"
-    bundle("run", *EVALUATE, "--dataset_dir", str(demo), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    bundle(
+        "run",
+        *EVALUATE,
+        "--dataset_dir",
+        str(demo),
+        "--output_dir",
+        str(out),
+        "--ckpt_path",
+        str(trained[0] / "model.pt"),
+        *SMALL,
+    )
     test_cases = json.loads((demo / "datalist.json").read_text())["test"]
     tp = fp = fn = tn = 0
     for case in test_cases:
@@ -193,15 +185,33 @@ def write_odd_images(folder: Path, source: np.ndarray) -> dict[str, tuple]:
     affine = np.array([[0.5, 0, 0, 10], [0, 0.7, 0, -3], [0, 0, 1, 2], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(source.mean(-1).astype(np.float32)[:, :48], affine), folder / "slice.nii.gz")
     nib.save(nib.Nifti1Image(source.mean(-1).astype(np.int16)[:40, :, None], affine), folder / "slab.nii")
-    return {"gray_50x70": (50, 70), "rgba": (64, 64), "deep16": (64, 64), "wide": (33, 90), "photo": (64, 64),
-            "scan": (64, 64), "slice": (64, 48), "slab": (40, 64, 1)}
+    return {
+        "gray_50x70": (50, 70),
+        "rgba": (64, 64),
+        "deep16": (64, 64),
+        "wide": (33, 90),
+        "photo": (64, 64),
+        "scan": (64, 64),
+        "slice": (64, 48),
+        "slab": (40, 64, 1),
+    }
 
 
 def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
     source = read_picture(sorted((demo / "images").glob("*.png"))[0])
     expected = write_odd_images(tmp_path / "in", source)
     out = tmp_path / "out"
-    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    bundle(
+        "run",
+        *INFER,
+        "--input_dir",
+        str(tmp_path / "in"),
+        "--output_dir",
+        str(out),
+        "--ckpt_path",
+        str(trained[0] / "model.pt"),
+        *SMALL,
+    )
     for name, shape in expected.items():
         if name in ("slice", "slab"):
             image = nib.load(out / f"{name}_mask.nii.gz")
@@ -218,18 +228,22 @@ def test_inference_keeps_original_size_for_any_format(demo, trained, tmp_path):
             assert read_picture(out / f"{name}_overlay.jpg").shape[:2] == shape[:2]
 
 
+@pytest.mark.slow
 def test_inference_on_a_large_photo_writes_a_full_size_mask_and_a_bounded_overlay(demo, trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     source = Image.open(sorted((demo / "images").glob("*.png"))[0])
     source.resize((2000, 1500), Image.Resampling.BILINEAR).save(folder / "photo.jpg", quality=90)
     out = tmp_path / "out"
-    bundle("run", *INFER, "--input_dir", str(folder), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL)
+    bundle(
+        "run", *INFER, "--input_dir", str(folder), "--output_dir", str(out), "--ckpt_path", str(trained[0] / "model.pt"), *SMALL
+    )
     mask = read_picture(out / "photo_mask.png")
     assert mask.shape == (1500, 2000) and set(np.unique(mask)) <= {0, 255}
     assert read_picture(out / "photo_overlay.jpg").shape == (768, 1024, 3)
 
 
+@pytest.mark.slow
 def test_inference_with_compile_true_gives_the_eager_masks(demo, trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -237,7 +251,9 @@ def test_inference_with_compile_true_gives_the_eager_masks(demo, trained, tmp_pa
         shutil.copy(path, folder)
     weights = ["--ckpt_path", str(trained[0] / "model.pt")]
     for mode in ("false", "true"):
-        bundle("run", *INFER, "--input_dir", str(folder), "--output_dir", str(tmp_path / mode), "--compile", mode, *weights, *SMALL)
+        bundle(
+            "run", *INFER, "--input_dir", str(folder), "--output_dir", str(tmp_path / mode), "--compile", mode, *weights, *SMALL
+        )
     for path in folder.iterdir():
         eager, compiled = (read_picture(tmp_path / mode / f"{path.stem}_mask.png") for mode in ("false", "true"))
         assert compiled.shape == eager.shape
@@ -245,6 +261,7 @@ def test_inference_with_compile_true_gives_the_eager_masks(demo, trained, tmp_pa
         assert (compiled != eager).mean() <= 1e-3, path.name
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     weights = ["--ckpt_path", str(trained[0] / "model.pt")]
     broken = tmp_path / "in"
@@ -267,6 +284,7 @@ def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     assert proc.returncode != 0 and "32" in proc.stderr
 
 
+@pytest.mark.slow
 def test_reference_checkpoint_through_ckpt_path(demo, tmp_path):
     """A reference-release state dict loads by ckpt_path and gives the network's own output."""
     fixture = torch.load(PARITY_FIXTURE, weights_only=True)
@@ -276,7 +294,9 @@ def test_reference_checkpoint_through_ckpt_path(demo, tmp_path):
     for path in sorted((demo / "images").glob("*.png"))[:2]:
         shutil.copy(path, images)
     out = tmp_path / "out"
-    bundle("run", *INFER, "--input_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(tmp_path / "reference.pt"), *SMALL)
+    bundle(
+        "run", *INFER, "--input_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(tmp_path / "reference.pt"), *SMALL
+    )
 
     net = networks.load_reference_weights(networks.UltraLightVMUNet(), tmp_path / "reference.pt").eval()
     for path in sorted(images.iterdir()):
@@ -290,10 +310,21 @@ def test_reference_checkpoint_through_ckpt_path(demo, tmp_path):
         np.testing.assert_array_equal(mask[decided], probability[decided] > 0.5)
 
 
+@pytest.mark.slow
 def test_torchscript_export_matches_eager(trained, tmp_path):
     weights = trained[0] / "model.pt"
-    bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file", str(weights),
-           "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.yaml")
+    bundle(
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(tmp_path / "model.ts"),
+        "--ckpt_file",
+        str(weights),
+        "--meta_file",
+        "configs/metadata.json",
+        "--config_file",
+        "configs/inference.yaml",
+    )
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     eager = networks.load_reference_weights(networks.UltraLightVMUNet(), weights).eval()
     x = torch.rand(2, 3, 64, 96) * 255
@@ -304,8 +335,25 @@ def test_torchscript_export_matches_eager(trained, tmp_path):
 def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
     out = tmp_path / "ddp"
     configs = "['configs/train.yaml','configs/multi_gpu_train.yaml']"
-    proc = run([TORCHRUN, "--nproc_per_node=2", "-m", "monai.bundle", "run", "training", "--config_file", configs,
-                "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL])
+    proc = run(
+        [
+            TORCHRUN,
+            "--nproc_per_node=2",
+            "-m",
+            "monai.bundle",
+            "run",
+            "training",
+            "--config_file",
+            configs,
+            "--dataset_dir",
+            str(demo),
+            "--output_dir",
+            str(out),
+            "--num_epochs",
+            "1",
+            *SMALL,
+        ]
+    )
     log = proc.stdout + proc.stderr
     assert "val_dsc" in log
     # 14 training cases over 2 ranks of batch 4: 2 iterations per epoch and rank
@@ -315,6 +363,7 @@ def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
     assert len(writers) == 1, "only rank 0 writes TensorBoard logs"
 
 
+@pytest.mark.slow
 def test_num_classes_above_one_trains_evaluates_and_infers(demo, tmp_path):
     """Integer label maps (0 background, 1 lesion, 2 a ring around it), softmax over 3 classes."""
     data = tmp_path / "data"
@@ -337,6 +386,7 @@ def test_num_classes_above_one_trains_evaluates_and_infers(demo, tmp_path):
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_pvm_groups_trains_evaluates_tabulates_and_refuses_a_mismatch(demo, tmp_path):
     """The paper's ablation for one degree: train and evaluate with --pvm_groups 2, gather the
     table; a config of another degree stops with the loader's error naming pvm_groups."""
@@ -356,21 +406,48 @@ def test_pvm_groups_trains_evaluates_tabulates_and_refuses_a_mismatch(demo, tmp_
     assert cells[:2] == ["2", "69,589"] and cells[3] == f"{dsc:.4f}"
     assert cells[5:] == ["0.070M", "0.060", "0.9073"]  # the paper's row beside
 
-    proc = bundle("run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *weights, check=False)
+    proc = bundle(
+        "run", *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *weights, check=False
+    )
     assert proc.returncode != 0 and "pvm_groups=2, the model has pvm_groups=4" in proc.stderr
     assert "size mismatch" not in proc.stderr, "a shape traceback instead of the loader's error"
     # resuming the run with another degree in the same output_dir
-    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(run_dir), "--num_epochs", "2",
-                  *SMALL, check=False)
+    proc = bundle(
+        "run",
+        "training",
+        *TRAIN,
+        "--dataset_dir",
+        str(demo),
+        "--output_dir",
+        str(run_dir),
+        "--num_epochs",
+        "2",
+        *SMALL,
+        check=False,
+    )
     assert proc.returncode != 0 and "checkpoint_epoch=1.pt does not fit" in proc.stderr and "--pvm_groups 2" in proc.stderr
 
 
 def test_metadata_has_what_the_model_zoo_schema_requires():
     meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
     assert meta["schema"].endswith("/meta_schema_20240725.json")
-    required = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version",
-                "required_packages_version", "task", "description", "authors", "copyright",
-                "network_data_format", "intended_use", "references", "data_source", "eval_metrics"]
+    required = [
+        "version",
+        "changelog",
+        "monai_version",
+        "pytorch_version",
+        "numpy_version",
+        "required_packages_version",
+        "task",
+        "description",
+        "authors",
+        "copyright",
+        "network_data_format",
+        "intended_use",
+        "references",
+        "data_source",
+        "eval_metrics",
+    ]
     assert not [key for key in required if not meta.get(key)]
     assert meta["version"] in meta["changelog"]
     # MONAI 1.6 renames this deprecated key to required_packages_version, replacing the real one
@@ -395,6 +472,7 @@ def test_shipped_demo_model_and_torchscript():
         torch.testing.assert_close(scripted(x), net(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
     run([PY, str(BUNDLE / "scripts" / "export_bundle.py"), "--out", str(tmp_path / "export")], cwd=REPO)
     with zipfile.ZipFile(tmp_path / "export" / "ultralight_vmunet.zip") as archive:
@@ -406,11 +484,27 @@ def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
     # -S: no site processing, so the editable install's import hook for the repository is not
     # loaded; the dependencies come from site-packages on PYTHONPATH
     env = child_env(PYTHONPATH=sysconfig.get_paths()["purelib"])
-    probe = run([PY, "-S", "-c", "import networks, scripts, importlib.util as u; "
-                 "print(networks.__file__); print(u.find_spec('prepare'))"], cwd=root, env=env).stdout.split()
+    probe = run(
+        [
+            PY,
+            "-S",
+            "-c",
+            "import networks, scripts, importlib.util as u; print(networks.__file__); print(u.find_spec('prepare'))",
+        ],
+        cwd=root,
+        env=env,
+    ).stdout.split()
     assert Path(probe[0]).resolve().is_relative_to(root.resolve()) and probe[1] == "None"
     standalone = [PY, "-S", "-m", "monai.bundle", "run"]
     out = tmp_path / "out"
-    run([*standalone, "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL], cwd=root, env=env)
-    run([*standalone, *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *SMALL], cwd=root, env=env)
+    run(
+        [*standalone, "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL],
+        cwd=root,
+        env=env,
+    )
+    run(
+        [*standalone, *INFER, "--input_dir", str(demo / "images"), "--output_dir", str(tmp_path / "pred"), *SMALL],
+        cwd=root,
+        env=env,
+    )
     assert len(list((tmp_path / "pred").glob("*_mask.png"))) == 20

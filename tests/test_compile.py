@@ -22,7 +22,7 @@ def assert_grads_close(compiled, eager):
         assert (g - e).norm() <= 1e-3 * e.norm() + 1e-6
 
 
-@pytest.mark.parametrize("spatial_dims, shape", [(2, (2, 3, 64, 64)), (3, (1, 1, 32, 32, 32))])
+@pytest.mark.parametrize(("spatial_dims", "shape"), [(2, (2, 3, 64, 64)), (3, (1, 1, 32, 32, 32))])
 def test_network_traces_as_one_graph(spatial_dims, shape):
     net = UltraLightVMUNet(spatial_dims=spatial_dims, in_channels=shape[1], out_channels=2)
     explanation = torch._dynamo.explain(net)(torch.rand(shape) * 255)

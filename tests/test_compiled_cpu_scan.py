@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from networks import UltraLightVMUNet, load_reference_weights
-from networks.scan import compiled_cpu_available, selective_scan_chunked
+from networks.scan import compiled_cpu_available
 from networks.scan.compiled_cpu import CHECKPOINT_EVERY, selective_scan_cpu
+
 from test_selective_scan import scan_inputs, sequential_float64
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_gradients_match_float64_sequential(length, states):
     expected = gradients(sequential_float64, inputs64, weights)
     for dtype in (torch.float32, torch.float64):
         got = gradients(selective_scan_cpu, [t.to(dtype) for t in inputs64], weights.to(dtype))
-        for name, g, e in zip("u delta A B C D".split(), got, expected):
+        for name, g, e in zip(["u", "delta", "A", "B", "C", "D"], got, expected):
             assert g.dtype == dtype
             assert (g.double() - e).abs().max().item() <= 1e-4 * e.abs().max().item() + 1e-6, (name, dtype)
 
@@ -66,7 +67,7 @@ def test_strong_decay_stays_finite_and_exact():
     assert torch.allclose(out.double(), sequential_float64(*inputs), atol=1e-4)
     got = gradients(selective_scan_cpu, inputs, weights)
     expected = gradients(sequential_float64, [t.double() for t in inputs], weights.double())
-    for name, g, e in zip("u delta A B C D".split(), got, expected):
+    for name, g, e in zip(["u", "delta", "A", "B", "C", "D"], got, expected):
         assert torch.isfinite(g).all(), name
         assert (g.double() - e).abs().max().item() <= 1e-4 * e.abs().max().item() + 1e-6, name
 
@@ -242,12 +243,16 @@ def test_processes_starting_together_share_one_build(tmp_path):
     script = NETWORK_RUN + "\nprint('BACKEND', networks.scan.resolve_backend('cpu', x.device))\n"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_EXTENSIONS_DIR": str(tmp_path)}
     together = [
-        subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=900) for p in together]
     later = run_python(script, tmp_path)
-    for (stdout, stderr), code in zip(outputs + [(later.stdout, later.stderr)], [p.returncode for p in together] + [later.returncode]):
+    for (stdout, stderr), code in zip(
+        [*outputs, (later.stdout, later.stderr)], [p.returncode for p in together] + [later.returncode]
+    ):
         assert code == 0, stderr
         assert "BACKEND cpu" in stdout and "WARNING:" not in stdout, stderr
         assert "MAX DIFFERENCE" in stdout

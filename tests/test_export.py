@@ -10,8 +10,24 @@ from networks import UltraLightVMUNet
 # what the ONNX scan (and the softplus before it) may be made of: elementwise arithmetic and
 # reshaping, no loop and nothing custom
 STANDARD_SCAN_OPERATORS = {
-    "Add", "Mul", "Exp", "Abs", "Neg", "Log", "Relu", "Div", "MatMul", "ReduceSum",
-    "Reshape", "Transpose", "Split", "Slice", "Pad", "Concat", "Sum", "Constant",
+    "Add",
+    "Mul",
+    "Exp",
+    "Abs",
+    "Neg",
+    "Log",
+    "Relu",
+    "Div",
+    "MatMul",
+    "ReduceSum",
+    "Reshape",
+    "Transpose",
+    "Split",
+    "Slice",
+    "Pad",
+    "Concat",
+    "Sum",
+    "Constant",
 }
 
 
@@ -97,7 +113,7 @@ class _Softplus(torch.nn.Module):
         return torch.nn.functional.softplus((x - 128) / 4, self.beta, self.threshold)
 
 
-@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (2.0, 20.0), (1.0, 5.0), (0.5, 3.0)])
+@pytest.mark.parametrize(("beta", "threshold"), [(1.0, 20.0), (2.0, 20.0), (1.0, 5.0), (0.5, 3.0)])
 def test_softplus_written_in_onnx_equals_pytorch(beta, threshold):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
@@ -108,4 +124,6 @@ def test_softplus_written_in_onnx_equals_pytorch(beta, threshold):
     assert "Softplus" not in {node.op_type for node in model.graph.node}
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = torch.linspace(0, 255, 2 * 7 * 50).reshape(2, 7, 50)  # -32 to 32 after the shift: both sides of every threshold
-    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], module(x).numpy(), rtol=1e-6, atol=3e-7)  # 1 + exp(-|x|) rounds to float32 near 1
+    np.testing.assert_allclose(
+        session.run(None, {"image": x.numpy()})[0], module(x).numpy(), rtol=1e-6, atol=3e-7
+    )  # 1 + exp(-|x|) rounds to float32 near 1

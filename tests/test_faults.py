@@ -22,11 +22,12 @@ import torch
 from PIL import Image
 
 import networks
-from test_bundle import BUNDLE, INFER, PY, SMALL, TRAIN, bundle, child_env, demo  # noqa: F401  (demo: fixture)
+
+from commands import BUNDLE, INFER, PY, SMALL, TRAIN, bundle, child_env
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
-from scripts.atomic import PARTIAL_PREFIX, remove_partial_files, write_atomically  # noqa: E402
-from scripts.errors import WriteError  # noqa: E402
+from scripts.atomic import PARTIAL_PREFIX, remove_partial_files, write_atomically
+from scripts.errors import WriteError
 
 
 def last_line(text: str) -> str:
@@ -35,7 +36,20 @@ def last_line(text: str) -> str:
 
 
 def train_command(demo: Path, out: Path, *extra: str) -> list[str]:
-    return [PY, "-m", "monai.bundle", "run", "training", *TRAIN, "--dataset_dir", str(demo), "--output_dir", str(out), *SMALL, *extra]
+    return [
+        PY,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        *TRAIN,
+        "--dataset_dir",
+        str(demo),
+        "--output_dir",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def assert_output_dir_is_clean(out: Path) -> None:
@@ -117,8 +131,14 @@ def test_the_last_line_is_the_error_inside_monais_wrappers(capsys):
 @pytest.mark.slow
 def test_diverging_training_stops_at_once_and_saves_nothing(demo, tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.run(train_command(demo, out, "--num_epochs", "2", "--learning_rate", "1e6"),
-                          cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
+    proc = subprocess.run(
+        train_command(demo, out, "--num_epochs", "2", "--learning_rate", "1e6"),
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=600,
+    )
     line = last_line(proc.stderr)
     assert proc.returncode != 0
     assert line.startswith("error: epoch 1, iteration "), proc.stderr[-3000:]
@@ -148,7 +168,9 @@ def test_nan_mid_run_keeps_the_last_good_checkpoint_resumable(demo, tmp_path):
     assert set(good) == {"model.pt", "checkpoint_epoch=1.pt"}
 
     nan_image(data)
-    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), *SMALL, "--num_epochs", "2", check=False)
+    proc = bundle(
+        "run", "training", *TRAIN, "--dataset_dir", str(data), "--output_dir", str(out), *SMALL, "--num_epochs", "2", check=False
+    )
     assert proc.returncode != 0
     assert last_line(proc.stderr).startswith("error: epoch 2, iteration "), proc.stderr[-3000:]
     assert "the loss is nan" in last_line(proc.stderr)
@@ -175,7 +197,9 @@ def test_a_second_run_into_a_busy_output_dir_is_refused(demo, tmp_path):
     out, log = tmp_path / "runs", tmp_path / "first.log"
     command = train_command(demo, out, "--num_epochs", "100")
     with log.open("w") as stdout:
-        first = subprocess.Popen(command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1"))
+        first = subprocess.Popen(
+            command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1")
+        )
     try:
         wait_for_lock(out, log, first)
         second = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, env=child_env(), timeout=600)
@@ -184,7 +208,9 @@ def test_a_second_run_into_a_busy_output_dir_is_refused(demo, tmp_path):
         first.kill()
         first.wait()
     assert second.returncode != 0
-    assert last_line(second.stderr).startswith(f"error: output_dir {out} is in use by another training run"), second.stderr[-2000:]
+    assert last_line(second.stderr).startswith(f"error: output_dir {out} is in use by another training run"), second.stderr[
+        -2000:
+    ]
     assert "Loading dataset" not in second.stderr
 
 
@@ -201,7 +227,9 @@ def test_kill_9_at_random_moments_then_the_same_command_resumes_and_finishes(dem
     for epoch in range(1, epochs):
         log = tmp_path / f"run{epoch}.log"
         with log.open("w") as stdout:
-            proc = subprocess.Popen(command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1"))
+            proc = subprocess.Popen(
+                command, cwd=BUNDLE, stdout=stdout, stderr=subprocess.STDOUT, env=child_env(PYTHONUNBUFFERED="1")
+            )
         wait_for_lock(out, log, proc)
         time.sleep(rng.uniform(0, 4))
         if proc.poll() is not None:  # finished (or failed) before the kill

@@ -17,11 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from test_bundle import BUNDLE, EVALUATE, INFER, PY, bundle, read_picture, run
+from commands import BUNDLE, EVALUATE, INFER, PY, bundle, read_picture, run
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
-
-pytestmark = pytest.mark.slow
 
 # name -> (rows, columns) cut from the 256x256 case: the lesion of case 1 lies right of centre
 CUTS = {"square": (slice(None), slice(None)), "wide": (slice(16, 176), slice(None)), "tall": (slice(None), slice(60, 230))}
@@ -31,7 +29,10 @@ CUTS = {"square": (slice(None), slice(None)), "wide": (slice(16, 176), slice(Non
 def lesions(tmp_path_factory) -> Path:
     """images/<name>.png and truth/<name>.png for each cut of one 256x256 synthetic case."""
     root = tmp_path_factory.mktemp("lesions")
-    run([PY, "-m", "prepare", "synthetic", "--out", str(root / "synthetic"), "--num-images", "2", "--size", "256"], cwd=BUNDLE.parent)
+    run(
+        [PY, "-m", "prepare", "synthetic", "--out", str(root / "synthetic"), "--num-images", "2", "--size", "256"],
+        cwd=BUNDLE.parent,
+    )
     image = read_picture(root / "synthetic" / "images" / "synthetic_0001.png")
     mask = read_picture(root / "synthetic" / "masks" / "synthetic_0001.png")
     for folder in ("images", "truth"):
@@ -50,6 +51,7 @@ def bundle_masks(lesions) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_masks_land_on_the_lesion_in_non_square_images(lesions, bundle_masks):
     for name in CUTS:
         mask, truth = read_picture(bundle_masks / f"{name}_mask.png") > 127, read_picture(lesions / "truth" / f"{name}.png") > 127
@@ -58,6 +60,7 @@ def test_masks_land_on_the_lesion_in_non_square_images(lesions, bundle_masks):
         np.testing.assert_allclose(np.argwhere(mask).mean(0), np.argwhere(truth).mean(0), atol=4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_monai_label_style_inference_gives_the_bundle_masks(lesions, bundle_masks, tmp_path, monkeypatch):
     """What MONAI Label 0.8.5's BundleInferTask does with configs/inference.yaml: parse
     `preprocessing`, `inferer` and `postprocessing` by id, drop SaveImaged steps, run the
@@ -86,8 +89,13 @@ def test_monai_label_style_inference_gives_the_bundle_masks(lesions, bundle_mask
             t._loader.image_only = False  # as MONAI Label: the metadata also under image_meta_dict
     inferer = parser.get_parsed_content("inferer", instantiate=True)
     postprocessing = steps("postprocessing")
-    labels = {v.lower(): int(k) for k, v in json.loads((BUNDLE / "configs" / "metadata.json").read_text())[
-        "network_data_format"]["outputs"]["pred"]["channel_def"].items() if v.lower() != "background"}
+    labels = {
+        v.lower(): int(k)
+        for k, v in json.loads((BUNDLE / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"][
+            "channel_def"
+        ].items()
+        if v.lower() != "background"
+    }
     assert labels == {"lesion": 255}
 
     for name in CUTS:
@@ -102,14 +110,16 @@ def test_monai_label_style_inference_gives_the_bundle_masks(lesions, bundle_mask
         result = data["pred"]
         meta = data["image"].meta if isinstance(data["image"], MetaTensor) else data["image_meta_dict"]
         current = result.shape[1:]
-        spatial = tuple(meta.get("spatial_shape", current))[-len(current):]
+        spatial = tuple(meta.get("spatial_shape", current))[-len(current) :]
         if tuple(current) != spatial:
             result = Resize(spatial_size=spatial, mode="nearest")(result)
         assert result.dtype == torch.uint8 and result.ndim == 2, "a label map without a channel axis"
         writer = PILWriter(output_dtype=np.uint8, scale=None)
         writer.set_data_array(result, channel_dim=None)
         writer.write(tmp_path / f"{name}.png")
-        np.testing.assert_array_equal(read_picture(tmp_path / f"{name}.png"), read_picture(bundle_masks / f"{name}_mask.png"), err_msg=name)
+        np.testing.assert_array_equal(
+            read_picture(tmp_path / f"{name}.png"), read_picture(bundle_masks / f"{name}_mask.png"), err_msg=name
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in CUTS), "postprocessing wrote files"
 
 
@@ -132,7 +142,9 @@ def test_workflow_properties_before_the_data_exist_then_run(tmp_path, monkeypatc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MONAI's warning about parsing configs that run code
         for config, (workflow_type, settings) in cases.items():
-            workflow = create_workflow(workflow_type=workflow_type, config_file=f"configs/{config}.yaml", logging_file=False, **settings)
+            workflow = create_workflow(
+                workflow_type=workflow_type, config_file=f"configs/{config}.yaml", logging_file=False, **settings
+            )
             assert workflow.check_properties() == [], config
             workflows[config] = workflow
     assert not data.exists()
@@ -150,6 +162,7 @@ def test_workflow_properties_before_the_data_exist_then_run(tmp_path, monkeypatc
         assert {"dsc", "isic_jaccard", "isic_threshold_jaccard"} <= set(dict(csv.reader(f)))
 
 
+@pytest.mark.slow
 def test_isic_metrics_agree_with_the_challenge_scorer(lesions, tmp_path):
     """evaluate.yaml's isic_jaccard and isic_threshold_jaccard, and inference.yaml's
     _segmentation masks scored by ISIC's own scorer (isic-challenge-scoring)."""
@@ -174,8 +187,17 @@ def test_isic_metrics_agree_with_the_challenge_scorer(lesions, tmp_path):
 
     common = ["--num_workers", "0", "--overlay_max_size", "0"]
     bundle("run", *EVALUATE, "--dataset_dir", str(data), "--output_dir", str(tmp_path / "eval"), *common)
-    bundle("run", *INFER, "--input_dir", str(data / "images"), "--output_dir", str(tmp_path / "submission"),
-           "--mask_suffix", "_segmentation", *common)
+    bundle(
+        "run",
+        *INFER,
+        "--input_dir",
+        str(data / "images"),
+        "--output_dir",
+        str(tmp_path / "submission"),
+        "--mask_suffix",
+        "_segmentation",
+        *common,
+    )
     assert sorted(p.name for p in (tmp_path / "submission").iterdir()) == sorted(Path(c["label"]).name for c in test)
 
     score = SegmentationScore.from_dir(data / "masks", tmp_path / "submission").macro_average
@@ -187,5 +209,7 @@ def test_isic_metrics_agree_with_the_challenge_scorer(lesions, tmp_path):
     # evaluate writes the same masks as inference
     for case in test:
         stem = Path(case["image"]).stem
-        np.testing.assert_array_equal(read_picture(tmp_path / "eval" / f"{stem}_mask.png"),
-                                      read_picture(tmp_path / "submission" / f"{stem}_segmentation.png"))
+        np.testing.assert_array_equal(
+            read_picture(tmp_path / "eval" / f"{stem}_mask.png"),
+            read_picture(tmp_path / "submission" / f"{stem}_segmentation.png"),
+        )

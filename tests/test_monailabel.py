@@ -110,9 +110,13 @@ class Server:
         """PUT /datastore/label, as an annotation client saves a final label."""
         boundary = uuid.uuid4().hex
         body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="label"; filename="{label.name}"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode() + label.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="label"; filename="{label.name}"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + label.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         query = urllib.parse.urlencode({"image": image_id, "tag": "final"})
         self.request("PUT", f"/datastore/label?{query}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
@@ -145,14 +149,37 @@ def loop(tmp_path_factory):
     """The app, its bundle (with untrained weights), the datastore and a running server."""
     command = monailabel_command()
     root = tmp_path_factory.mktemp("monailabel")
-    subprocess.run([sys.executable, "-m", "prepare", "synthetic", "--out", str(root / "demo"), "--num-images", str(NUM_IMAGES),
-                    "--size", "256"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prepare",
+            "synthetic",
+            "--out",
+            str(root / "demo"),
+            "--num-images",
+            str(NUM_IMAGES),
+            "--size",
+            "256",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PATH": f"{command.parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(command), "apps", "--download", "--name", "monaibundle", "--output", str(root / "apps")],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        [str(command), "apps", "--download", "--name", "monaibundle", "--output", str(root / "apps")],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     app = root / "apps" / "monaibundle"
-    subprocess.run([sys.executable, "bundle/scripts/export_bundle.py", "--out", str(app / "model")], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "bundle/scripts/export_bundle.py", "--out", str(app / "model")],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     # weights nobody trained: what a new project starts from, and what makes the trained weights plain to see
     torch.manual_seed(0)
     untrained = app / "model" / MODEL / "models" / "model.pt"

@@ -22,7 +22,7 @@ def test_default_network_has_the_papers_49457_parameters():
     assert sum(p.numel() for p in UltraLightVMUNet().parameters()) == 49457
 
 
-@pytest.mark.parametrize("groups, count", [(1, 136269), (2, 69589), (4, 49457), (8, 42737)])
+@pytest.mark.parametrize(("groups", "count"), [(1, 136269), (2, 69589), (4, 49457), (8, 42737)])
 def test_pvm_parallel_degree_sets_the_parameter_count_and_mamba_width(groups, count):
     net = UltraLightVMUNet(pvm_groups=groups)
     assert sum(p.numel() for p in net.parameters()) == count
@@ -48,7 +48,7 @@ def test_a_parallel_degree_that_does_not_divide_the_pvm_widths_is_refused(groups
 def test_a_checkpoint_of_another_parallel_degree_names_pvm_groups(tmp_path):
     path = tmp_path / "pvm2.pt"
     torch.save(UltraLightVMUNet(pvm_groups=2).state_dict(), path)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="pvm_groups") as err:
         load_reference_weights(UltraLightVMUNet(), path)
     message = str(err.value)
     assert str(path) in message and "encoder4.0.mamba.in_proj.weight: checkpoint (48, 12) vs model (24, 6)" in message
@@ -107,14 +107,14 @@ def test_refuses_a_checkpoint_that_does_not_fit(fixture, tmp_path):
     state["extra.weight"] = torch.zeros(1)
     path = tmp_path / "broken.pt"
     torch.save(state, path)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=r"final\.bias") as err:
         load_reference_weights(UltraLightVMUNet(), path)
     message = str(err.value)
     assert str(path) in message and "final.bias" in message and "extra.weight" in message
 
 
 def test_refuses_a_checkpoint_of_another_configuration(fixture):
-    with pytest.raises(ValueError, match="shape mismatches: \\['final.weight"):
+    with pytest.raises(ValueError, match=r"shape mismatches: \['final.weight"):
         load_reference_weights(UltraLightVMUNet(out_channels=2), fixture["state_dict"])
 
 

@@ -72,14 +72,16 @@ class nnUNetTrainerOneStep(nnUNetTrainer):
 
 def ds_scales(strides: list) -> list:
     """The target scales nnU-Net's trainer derives from a configuration's strides."""
-    fake_trainer = SimpleNamespace(enable_deep_supervision=True, configuration_manager=SimpleNamespace(pool_op_kernel_sizes=strides))
+    fake_trainer = SimpleNamespace(
+        enable_deep_supervision=True, configuration_manager=SimpleNamespace(pool_op_kernel_sizes=strides)
+    )
     return nnUNetTrainer._get_deep_supervision_scales(fake_trainer)
 
 
 # --- the network class -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spatial_dims, shape", [(2, (2, 3, 64, 96)), (3, (1, 1, 32, 64, 32))])
+@pytest.mark.parametrize(("spatial_dims", "shape"), [(2, (2, 3, 64, 96)), (3, (1, 1, 32, 64, 32))])
 def test_without_deep_supervision_it_is_ultralight_vmunet(spatial_dims, shape):
     torch.manual_seed(0)
     ours = NNUNetUltraLightVMUNet(shape[1], 2, deep_supervision=False, strides=stage_strides(spatial_dims))
@@ -92,7 +94,7 @@ def test_without_deep_supervision_it_is_ultralight_vmunet(spatial_dims, shape):
         assert torch.equal(ours(x), plain(x))
 
 
-@pytest.mark.parametrize("spatial_dims, shape", [(2, (2, 3, 64, 96)), (3, (2, 1, 32, 64, 32))])
+@pytest.mark.parametrize(("spatial_dims", "shape"), [(2, (2, 3, 64, 96)), (3, (2, 1, 32, 64, 32))])
 def test_deep_supervision_gives_the_maps_nnunets_loss_expects(spatial_dims, shape):
     strides = stage_strides(spatial_dims)
     torch.manual_seed(0)
@@ -112,7 +114,9 @@ def test_deep_supervision_gives_the_maps_nnunets_loss_expects(spatial_dims, shap
     targets = [torch.nn.functional.interpolate(target.float(), size=o.shape[2:], mode="nearest-exact").long() for o in outputs]
     weights = np.array([1 / 2**i for i in range(len(scales))])
     weights[-1] = 0
-    loss = DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {}), weights / weights.sum())
+    loss = DeepSupervisionWrapper(
+        DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {}), weights / weights.sum()
+    )
     loss(outputs, targets).backward()
     heads = net.decoder.seg_layers
     assert heads[0].weight.grad.abs().sum() > 0 and heads[1].weight.grad.abs().sum() > 0
@@ -150,7 +154,9 @@ def test_nnunets_predictor_network_loads_the_trained_weights_without_the_heads()
         predictor(x)
 
 
-@pytest.mark.parametrize("strides", [[[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]], [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2], [1, 2]], [[1], [2]]])
+@pytest.mark.parametrize(
+    "strides", [[[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]], [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2], [1, 2]], [[1], [2]]]
+)
 def test_strides_other_than_the_networks_are_refused(strides):
     with pytest.raises(ValueError, match=r"strides must be the network's five 2x poolings.*python -m networks.nnunet"):
         NNUNetUltraLightVMUNet(3, 2, strides=strides)
@@ -244,7 +250,11 @@ def test_the_command_writes_plans_that_nnunet_builds_our_network_from(preprocess
         assert cm.network_arch_class_name == "networks.nnunet.NNUNetUltraLightVMUNet"
         assert cm.pool_op_kernel_sizes == stage_strides(len(patch))  # what nnU-Net's deep supervision reads
         net = get_network_from_plans(
-            cm.network_arch_class_name, cm.network_arch_init_kwargs, cm.network_arch_init_kwargs_req_import, 1, 2,
+            cm.network_arch_class_name,
+            cm.network_arch_init_kwargs,
+            cm.network_arch_init_kwargs_req_import,
+            1,
+            2,
             deep_supervision=True,
         )
         assert isinstance(net, NNUNetUltraLightVMUNet) and net.spatial_dims == len(patch)
@@ -252,7 +262,10 @@ def test_the_command_writes_plans_that_nnunet_builds_our_network_from(preprocess
 
 
 def test_the_command_takes_other_widths_and_parallel_degree_and_configurations(preprocessed):
-    assert main(["Dataset990_Hand", "--channels", "8", "16", "32", "48", "64", "96", "--pvm-groups", "8", "--configurations", "2d"]) == 0
+    assert (
+        main(["Dataset990_Hand", "--channels", "8", "16", "32", "48", "64", "96", "--pvm-groups", "8", "--configurations", "2d"])
+        == 0
+    )
     ours = json.loads((preprocessed / f"{PLANS_NAME}.json").read_text())
     assert list(ours["configurations"]) == ["2d"]
     kwargs = ours["configurations"]["2d"]["architecture"]["arch_kwargs"]
@@ -275,7 +288,9 @@ def test_bad_input_names_the_file_or_option_and_the_fix(preprocessed, capsys, mo
     assert main(["990", "--channels", "8", "16", "24", "32", "48", "62"]) == 1
     assert "--channels/--pvm-groups: pvm_groups must divide every PVM width" in capsys.readouterr().err
     assert main(["990", "--channels", "6", "16", "24", "32", "48", "64"]) == 1
-    assert "--channels/--pvm-groups: each of the first five entries of channels must be a multiple of 4" in capsys.readouterr().err
+    assert (
+        "--channels/--pvm-groups: each of the first five entries of channels must be a multiple of 4" in capsys.readouterr().err
+    )
 
     assert main(["991"]) == 1  # unknown id
     err = capsys.readouterr().err
@@ -353,9 +368,13 @@ def test_nnunet_trains_predicts_and_chooses_our_network_in_2d(tmp_path, nnunet_e
     (raw / "dataset.json").write_text(json.dumps(dataset | {"numTraining": 10, "file_ending": ".png"}))
 
     nnunet("nnUNetv2_plan_and_preprocess", "-d", "991", "-c", "2d", "-npfp", "1", "-np", "1", env=nnunet_env)
-    ours = subprocess.run([sys.executable, "-m", "networks.nnunet", "991"], env=nnunet_env, capture_output=True, text=True, check=True)
+    ours = subprocess.run(
+        [sys.executable, "-m", "networks.nnunet", "991"], env=nnunet_env, capture_output=True, text=True, check=True
+    )
     assert f"{PLANS_NAME}.json: 2d (patch [" in ours.stdout
-    out = nnunet("nnUNetv2_train", "991", "2d", "0", "-p", PLANS_NAME, "-tr", "nnUNetTrainerTiny", "-device", "cpu", env=nnunet_env)
+    out = nnunet(
+        "nnUNetv2_train", "991", "2d", "0", "-p", PLANS_NAME, "-tr", "nnUNetTrainerTiny", "-device", "cpu", env=nnunet_env
+    )
     assert "Mean Validation Dice" in out
 
     model = tmp_path / "results" / "Dataset991_Lesions" / f"nnUNetTrainerTiny__{PLANS_NAME}__2d"
@@ -369,8 +388,27 @@ def test_nnunet_trains_predicts_and_chooses_our_network_in_2d(tmp_path, nnunet_e
 
     predictions = tmp_path / "predictions"
     nnunet(
-        "nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d", "991", "-c", "2d",
-        "-p", PLANS_NAME, "-tr", "nnUNetTrainerTiny", "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",
+        "nnUNetv2_predict",
+        "-i",
+        str(raw / "imagesTs"),
+        "-o",
+        str(predictions),
+        "-d",
+        "991",
+        "-c",
+        "2d",
+        "-p",
+        PLANS_NAME,
+        "-tr",
+        "nnUNetTrainerTiny",
+        "-f",
+        "0",
+        "-device",
+        "cpu",
+        "-npp",
+        "1",
+        "-nps",
+        "1",
         env=nnunet_env,
     )
     for label in sorted((raw / "labelsTs").iterdir()):
@@ -379,7 +417,16 @@ def test_nnunet_trains_predicts_and_chooses_our_network_in_2d(tmp_path, nnunet_e
         assert dice(predicted == 1, truth == 1) > 0.8, label.name
 
     out = nnunet(
-        "nnUNetv2_find_best_configuration", "991", "-p", PLANS_NAME, "-c", "2d", "-tr", "nnUNetTrainerTiny", "-f", "0",
+        "nnUNetv2_find_best_configuration",
+        "991",
+        "-p",
+        PLANS_NAME,
+        "-c",
+        "2d",
+        "-tr",
+        "nnUNetTrainerTiny",
+        "-f",
+        "0",
         env=nnunet_env,
     )
     assert f"*Best*: nnUNetTrainerTiny__{PLANS_NAME}__2d" in out
@@ -408,7 +455,16 @@ def test_nnunet_plans_and_trains_our_network_in_3d(tmp_path, nnunet_env):
     plans = json.loads((tmp_path / "preprocessed" / "Dataset992_Blobs" / f"{PLANS_NAME}.json").read_text())
     assert all(size % 32 == 0 for size in plans["configurations"]["3d_fullres"]["patch_size"])
     out = nnunet(
-        "nnUNetv2_train", "992", "3d_fullres", "0", "-p", PLANS_NAME, "-tr", "nnUNetTrainerOneStep", "-device", "cpu",
+        "nnUNetv2_train",
+        "992",
+        "3d_fullres",
+        "0",
+        "-p",
+        PLANS_NAME,
+        "-tr",
+        "nnUNetTrainerOneStep",
+        "-device",
+        "cpu",
         env=nnunet_env,
     )
     assert "Mean Validation Dice" in out

@@ -4,9 +4,8 @@ that runs it without PyTorch (scripts/onnx_segment.py), through their command li
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -17,13 +16,12 @@ from PIL import Image
 
 import networks
 
+from commands import BUNDLE, PY, REPO, child_env, run
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundle"
 MODEL = BUNDLE / "models" / "model.onnx"
-PY = sys.executable
 
 # Run first in a child process: from then on torch and monai cannot be imported.
 BLOCK_TORCH = """
@@ -36,17 +34,6 @@ class _Blocked:
 
 sys.meta_path.insert(0, _Blocked())
 """
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
-
-
-def run(cmd: list[str], env: dict | None = None, check: bool = True, cwd: Path = BUNDLE) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or child_env(), timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -126,16 +113,34 @@ def lesion_images(folder: Path, tmp_path: Path) -> list[str]:
     # large enough to be read at a reduced scale (JPEG decoded at 1/4, PNG box-averaged by 3),
     # with grain that only reading so averages away
     grain = np.random.default_rng(0).normal(0, 15, (1500, 2000, 3))
-    Image.fromarray(np.clip(np.asarray(resized(0, 1500, 2000), np.float32) + grain, 0, 255).astype(np.uint8)).save(folder / "photo.jpg", quality=90)
-    Image.fromarray(np.clip(np.asarray(resized(1, 800, 1100), np.float32) + grain[:800, :1100], 0, 255).astype(np.uint8)).save(folder / "big.png")
+    Image.fromarray(np.clip(np.asarray(resized(0, 1500, 2000), np.float32) + grain, 0, 255).astype(np.uint8)).save(
+        folder / "photo.jpg", quality=90
+    )
+    Image.fromarray(np.clip(np.asarray(resized(1, 800, 1100), np.float32) + grain[:800, :1100], 0, 255).astype(np.uint8)).save(
+        folder / "big.png"
+    )
     return ["demo", "wide", "small_gray", "rgba", "deep16", "slice", "photo", "big"]
 
 
 @pytest.mark.slow
 def test_onnx_segment_without_torch_agrees_with_the_bundle(tmp_path, without_torch):
     names = lesion_images(tmp_path / "in", tmp_path)
-    run([PY, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--input_dir", str(tmp_path / "in"),
-         "--output_dir", str(tmp_path / "torch"), "--num_workers", "0"])
+    run(
+        [
+            PY,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            "configs/inference.yaml",
+            "--input_dir",
+            str(tmp_path / "in"),
+            "--output_dir",
+            str(tmp_path / "torch"),
+            "--num_workers",
+            "0",
+        ]
+    )
     onnx_segment("--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "onnx"), env=without_torch)
 
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted(p.name for p in (tmp_path / "torch").iterdir())
@@ -157,6 +162,21 @@ def test_onnx_segment_without_torch_agrees_with_the_bundle(tmp_path, without_tor
     assert 0.02 < np.mean(found) < 0.9, "the demo model should find lesions in demo images"
 
 
+def test_onnx_segment_without_torch_segments_a_folder(demo, tmp_path, without_torch):
+    """The quick run of the segmenter: the shipped model on the demo set's test images, in a
+    process where torch cannot load; each mask has its image's size and covers its lesion."""
+    images = sorted((demo / "images").glob("*.png"))[-4:]
+    for image in images:
+        shutil.copy(image, tmp_path / image.name)
+    onnx_segment("--input_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), env=without_torch)
+    for image in images:
+        mask = np.asarray(Image.open(tmp_path / "out" / f"{image.stem}_mask.png")) > 0
+        label = np.asarray(Image.open(demo / "masks" / image.name)) > 127
+        assert mask.shape == label.shape
+        assert 2 * (mask & label).sum() / (mask.sum() + label.sum()) > 0.7, image.name
+        assert (tmp_path / "out" / f"{image.stem}_overlay.jpg").is_file()
+
+
 def test_onnx_segment_refuses_bad_inputs_as_the_bundle_does(tmp_path, without_torch):
     broken = tmp_path / "in"
     broken.mkdir()
@@ -170,11 +190,21 @@ def test_onnx_segment_refuses_bad_inputs_as_the_bundle_does(tmp_path, without_to
     empty.mkdir()
     proc = onnx_segment("--input_dir", str(empty), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
     assert proc.returncode == 1 and f"input_dir {empty}: no images" in proc.stderr
-    proc = onnx_segment("--input_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
+    proc = onnx_segment(
+        "--input_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False
+    )
     assert proc.returncode == 1 and "no such folder" in proc.stderr
 
     (broken / "broken.png").unlink()
-    proc = onnx_segment("--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), "--model", str(tmp_path / "none.onnx"),
-                        env=without_torch, check=False)
+    proc = onnx_segment(
+        "--input_dir",
+        str(broken),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--model",
+        str(tmp_path / "none.onnx"),
+        env=without_torch,
+        check=False,
+    )
     assert proc.returncode == 1 and "none.onnx: no such file" in proc.stderr
     assert not (tmp_path / "out").exists()

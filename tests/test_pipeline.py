@@ -19,14 +19,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundle"))
 
-from scripts.background import InBackground  # noqa: E402
-from scripts.caching import CaseKey  # noqa: E402
-from scripts.console import EpochLog  # noqa: E402
-from scripts.image_io import ShrinkOnLoad, source_size  # noqa: E402
-from scripts.inferers import PlainTensorInferer, place  # noqa: E402
-from scripts.resampling import probabilities_to_labels  # noqa: E402
-from scripts.image_files import overlay_size  # noqa: E402
-from scripts.writers import SaveSegmentationd  # noqa: E402
+from scripts.background import InBackground
+from scripts.caching import CaseKey
+from scripts.console import EpochLog
+from scripts.image_files import overlay_size
+from scripts.image_io import ShrinkOnLoad, source_size
+from scripts.inferers import PlainTensorInferer, place
+from scripts.resampling import probabilities_to_labels
+from scripts.writers import SaveSegmentationd
 
 
 def photo(path: Path, width: int, height: int, mode: str = "RGB") -> Path:
@@ -37,7 +37,7 @@ def photo(path: Path, width: int, height: int, mode: str = "RGB") -> Path:
 
 
 @pytest.mark.parametrize(
-    "name, size, expected",
+    ("name", "size", "expected"),
     [
         ("big.jpg", (2000, 1500), (500, 375)),  # DCT scaling by 4: the largest keeping both sides >= 256
         ("big.png", (1000, 800), (334, 267)),  # box reduction by 3 (the last block partial)
@@ -71,7 +71,8 @@ def test_case_key_changes_with_the_file_and_the_settings(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "channels, source, size", [(1, 32, (70, 50)), (1, 16, (600, 800)), (3, 32, (33, 90)), (2, 8, (8, 8)), (1, 32, (32, 32)), (3, 16, (16, 16))]
+    ("channels", "source", "size"),
+    [(1, 32, (70, 50)), (1, 16, (600, 800)), (3, 32, (33, 90)), (2, 8, (8, 8)), (1, 32, (32, 32)), (3, 16, (16, 16))],
 )
 def test_probabilities_to_labels_matches_a_full_bilinear_resize(channels, source, size):
     torch.manual_seed(0)
@@ -88,6 +89,7 @@ def test_probabilities_to_labels_matches_a_full_bilinear_resize(channels, source
 @pytest.mark.parametrize("cpu_lanes", [0, 2, 3, 8])
 def test_lanes_give_the_outputs_of_one_pass(cpu_lanes):
     from monai.data import MetaTensor
+
     from networks import UltraLightVMUNet
 
     torch.manual_seed(0)
@@ -126,8 +128,10 @@ def test_overlays_are_bounded_or_switched_off(tmp_path):
     source = photo(tmp_path / "p.jpg", 1600, 1200)
     from monai.data import MetaTensor
 
-    item = {"image": MetaTensor(torch.rand(3, 64, 64) * 255, meta={"filename_or_obj": str(source)}),
-            "pred": torch.from_numpy(np.pad(np.full((600, 800), 255, np.uint8), ((300, 300), (400, 400))).T)}  # (W, H)
+    item = {
+        "image": MetaTensor(torch.rand(3, 64, 64) * 255, meta={"filename_or_obj": str(source)}),
+        "pred": torch.from_numpy(np.pad(np.full((600, 800), 255, np.uint8), ((300, 300), (400, 400))).T),
+    }  # (W, H)
     SaveSegmentationd("pred", tmp_path / "bounded", overlay_max_size=400)(item)
     assert Image.open(tmp_path / "bounded" / "p_overlay.jpg").size == (400, 300)
     mask = np.asarray(Image.open(tmp_path / "bounded" / "p_mask.png"))

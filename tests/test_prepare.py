@@ -161,14 +161,23 @@ def test_isic2017_paper_split_takes_sorted_runs_and_monai_resolves_them(tmp_path
 
 def test_isic2017_paper_split_refuses_a_partial_archive(tmp_path, capsys):
     src = make_isic2017(tmp_path / "isic", {"training": [1, 2, 3]})
-    assert_refused(capsys, tmp_path / "out", "isic2017", "--src", src,
-                   names=("2000", "found 3", str(src), "--split-sizes"))
+    assert_refused(capsys, tmp_path / "out", "isic2017", "--src", src, names=("2000", "found 3", str(src), "--split-sizes"))
 
 
 def test_split_sizes_must_match_the_archive(tmp_path, capsys):
     src = make_isic2017(tmp_path / "isic", {"training": [1, 2, 3]})
-    assert_refused(capsys, tmp_path / "out", "isic2017", "--src", src, "--split-sizes", 2, 1, 1,
-                   names=("--split-sizes 2 1 1 needs 4 images, found 3",))
+    assert_refused(
+        capsys,
+        tmp_path / "out",
+        "isic2017",
+        "--src",
+        src,
+        "--split-sizes",
+        2,
+        1,
+        1,
+        names=("--split-sizes 2 1 1 needs 4 images, found 3",),
+    )
 
 
 def test_isic2017_official_split_uses_the_official_folders(tmp_path, capsys):
@@ -287,8 +296,14 @@ def test_colour_masks_are_accepted_only_when_grey(tmp_path, capsys):
     Image.fromarray(np.dstack([grey, grey, grey])).save(src / "masks" / "a.png")
     assert run(capsys, "folder", "--src", src, "--out", tmp_path / "out")[0] == 0
     Image.fromarray(np.dstack([grey, grey, 255 - grey])).save(src / "masks" / "b.png")
-    assert_refused(capsys, tmp_path / "out2", "folder", "--src", src,
-                   names=("colour channels differ (1):\n  " + str(src / "masks" / "b.png"),))
+    assert_refused(
+        capsys,
+        tmp_path / "out2",
+        "folder",
+        "--src",
+        src,
+        names=("colour channels differ (1):\n  " + str(src / "masks" / "b.png"),),
+    )
 
 
 def test_python_api_returns_what_it_wrote(tmp_path):
@@ -333,8 +348,7 @@ def test_synthetic_refuses_to_mix_with_earlier_files(tmp_path, capsys):
     out = tmp_path / "demo"
     assert run(capsys, "synthetic", "--num-images", 3, "--size", 32, "--out", out)[0] == 0
     (out / "datalist.json").unlink()
-    assert_refused(capsys, out, "synthetic", "--num-images", 2, "--size", 32,
-                   names=(str(out / "images"), "--overwrite"))
+    assert_refused(capsys, out, "synthetic", "--num-images", 2, "--size", 32, names=(str(out / "images"), "--overwrite"))
     code = run(capsys, "synthetic", "--num-images", 2, "--size", 32, "--out", out, "--overwrite")[0]
     assert code == 0
     assert sorted(p.name for p in (out / "images").iterdir()) == ["synthetic_0000.png", "synthetic_0001.png"]
@@ -346,23 +360,53 @@ def test_synthetic_refuses_to_mix_with_earlier_files(tmp_path, capsys):
 def test_missing_mask_is_named(tmp_path, capsys):
     src = make_isic2018(tmp_path / "isic2018", [1, 2, 3])
     (src / ISIC2018[1] / "ISIC_0000002_segmentation.png").unlink()
-    assert_refused(capsys, tmp_path / "out", "isic2018", "--src", src, "--split-sizes", 1, 1, 1,
-                   names=("images without a mask (1)", "ISIC_0000002.jpg", "_segmentation"))
+    assert_refused(
+        capsys,
+        tmp_path / "out",
+        "isic2018",
+        "--src",
+        src,
+        "--split-sizes",
+        1,
+        1,
+        1,
+        names=("images without a mask (1)", "ISIC_0000002.jpg", "_segmentation"),
+    )
 
 
 def test_mask_without_image_is_named(tmp_path, capsys):
     src = make_isic2018(tmp_path / "isic2018", [1, 2, 3])
     (src / ISIC2018[0] / "ISIC_0000003.jpg").unlink()
-    assert_refused(capsys, tmp_path / "out", "isic2018", "--src", src, "--split-sizes", 1, 1, 0,
-                   names=("masks without an image (1)", "ISIC_0000003_segmentation.png"))
+    assert_refused(
+        capsys,
+        tmp_path / "out",
+        "isic2018",
+        "--src",
+        src,
+        "--split-sizes",
+        1,
+        1,
+        0,
+        names=("masks without an image (1)", "ISIC_0000003_segmentation.png"),
+    )
 
 
 def test_many_bad_files_are_counted_and_the_first_few_named(tmp_path, capsys):
     src = make_isic2018(tmp_path / "isic2018", list(range(1, 11)))
     for number in range(3, 11):
         (src / ISIC2018[1] / f"{isic_id(number)}_segmentation.png").unlink()
-    err = assert_refused(capsys, tmp_path / "out", "isic2018", "--src", src, "--split-sizes", 8, 1, 1,
-                         names=("(8):", "... and 3 more", *(f"{isic_id(n)}.jpg" for n in range(3, 8))))
+    err = assert_refused(
+        capsys,
+        tmp_path / "out",
+        "isic2018",
+        "--src",
+        src,
+        "--split-sizes",
+        8,
+        1,
+        1,
+        names=("(8):", "... and 3 more", *(f"{isic_id(n)}.jpg" for n in range(3, 8))),
+    )
     assert f"{isic_id(8)}.jpg" not in err
 
 
@@ -371,8 +415,7 @@ def test_truncated_jpeg_is_named_even_if_pil_was_told_to_accept_it(tmp_path, cap
     src = make_isic2018(tmp_path / "isic2018", [1, 2])
     image = src / ISIC2018[0] / "ISIC_0000002.jpg"
     image.write_bytes(image.read_bytes()[:-10])
-    assert_refused(capsys, tmp_path / "out", "isic2018", "--src", src, "--split-sizes", 1, 0, 1,
-                   names=("truncated", str(image)))
+    assert_refused(capsys, tmp_path / "out", "isic2018", "--src", src, "--split-sizes", 1, 0, 1, names=("truncated", str(image)))
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for its owner
 
 
@@ -385,17 +428,27 @@ def test_unreadable_mask_is_named(tmp_path, capsys):
 def test_mask_of_another_size_is_named(tmp_path, capsys):
     src = make_folder(tmp_path / "mine", ["a", "b"])
     save_mask(src / "masks" / "a.png", size=(WIDTH - 1, HEIGHT))
-    assert_refused(capsys, tmp_path / "out", "folder", "--src", src,
-                   names=("another size", str(src / "images" / "a.png"), "8x10", "8x9"))
+    assert_refused(
+        capsys, tmp_path / "out", "folder", "--src", src, names=("another size", str(src / "images" / "a.png"), "8x10", "8x9")
+    )
 
 
 def test_non_binary_mask_reports_its_values(tmp_path, capsys):
     src = make_folder(tmp_path / "mine", ["a", "b", "c"])
     save_mask(src / "masks" / "b.png", values=(0, 128, 255))
     save_mask(src / "masks" / "c.png", values=tuple(range(0, 256, 5)))  # like a mask saved as JPEG
-    assert_refused(capsys, tmp_path / "out", "folder", "--src", src,
-                   names=("not binary", f"{src / 'masks' / 'b.png'} has 3 values: 0, 128, 255",
-                          f"{src / 'masks' / 'c.png'} has 52 values: 0, 5, 10, 15, ..., 240, 245, 250, 255"))
+    assert_refused(
+        capsys,
+        tmp_path / "out",
+        "folder",
+        "--src",
+        src,
+        names=(
+            "not binary",
+            f"{src / 'masks' / 'b.png'} has 3 values: 0, 128, 255",
+            f"{src / 'masks' / 'c.png'} has 52 values: 0, 5, 10, 15, ..., 240, 245, 250, 255",
+        ),
+    )
 
 
 def test_ambiguous_masks_are_named(tmp_path, capsys):
@@ -494,6 +547,12 @@ def test_help_documents_layouts_splits_and_paths(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for fragment in ("ISIC-2017_Training_Data", "PH2 Dataset images", "--split-sizes", "load_decathlon_datalist",
-                     "relative to OUT", "sorted file-name order"):
+    for fragment in (
+        "ISIC-2017_Training_Data",
+        "PH2 Dataset images",
+        "--split-sizes",
+        "load_decathlon_datalist",
+        "relative to OUT",
+        "sorted file-name order",
+    ):
         assert fragment in text

@@ -49,7 +49,7 @@ def test_chunked_gradients_match_float64_sequential(length):
 
     inputs32 = [t.detach().float().requires_grad_() for t in inputs64]
     grads32 = torch.autograd.grad((selective_scan_chunked(*inputs32) * weights.float()).sum(), inputs32)
-    for name, g32, g64 in zip("u delta A B C D".split(), grads32, grads64):
+    for name, g32, g64 in zip(["u", "delta", "A", "B", "C", "D"], grads32, grads64):
         scale = g64.abs().max().item()
         assert (g32.double() - g64).abs().max().item() <= 1e-4 * scale + 1e-5, name
 
@@ -142,5 +142,5 @@ def test_exportable_path_equals_the_custom_backward_path():
     assert torch.allclose(out_eager, out_script, rtol=1e-5, atol=1e-5)  # sums in another order
     (out_eager * weights).sum().backward()
     (out_script * weights).sum().backward()
-    for name, a, b in zip("u delta A B C D".split(), eager_in, script_in):
+    for name, a, b in zip(["u", "delta", "A", "B", "C", "D"], eager_in, script_in):
         assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5), name

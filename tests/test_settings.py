@@ -25,11 +25,11 @@ import pytest
 import torch
 import yaml
 
-from test_bundle import BUNDLE, EVALUATE, INFER, SMALL, TRAIN, bundle, child_env, demo  # noqa: F401  (demo: fixture)
+from commands import BUNDLE, EVALUATE, INFER, SMALL, TRAIN, bundle, child_env
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
-from scripts import settings, settings_table  # noqa: E402
-from scripts.errors import SettingsError, real_error  # noqa: E402
+from scripts import settings, settings_table
+from scripts.errors import SettingsError, real_error
 
 MULTI = ["--config_file", "['configs/train.yaml','configs/multi_gpu_train.yaml']"]
 
@@ -110,31 +110,81 @@ def data_args(config: list[str], files: dict[str, Path]) -> list[str]:
 # name -> (config, extra arguments, the start of the last stderr line, text it must also hold)
 REFUSED = {
     "typo": (TRAIN, ["--num_epoch", "20"], "error: num_epoch: no such setting in configs/train.yaml", "did you mean num_epochs?"),
-    "typo_beside_nested_override": (TRAIN, ["--train#trainer#max_epochs", "2", "--learnig_rate", "1"], "error: learnig_rate:", "did you mean learning_rate?"),
-    "other_config": (INFER, ["--num_epochs", "3"], "error: num_epochs: not a setting of configs/inference.yaml", "only of configs/train.yaml"),
-    "extra_config_file": (["--config_file", "['configs/train.yaml','{extra_yaml}']"], [], "error: learnig_rate: no such setting", "did you mean learning_rate?"),
+    "typo_beside_nested_override": (
+        TRAIN,
+        ["--train#trainer#max_epochs", "2", "--learnig_rate", "1"],
+        "error: learnig_rate:",
+        "did you mean learning_rate?",
+    ),
+    "other_config": (
+        INFER,
+        ["--num_epochs", "3"],
+        "error: num_epochs: not a setting of configs/inference.yaml",
+        "only of configs/train.yaml",
+    ),
+    "extra_config_file": (
+        ["--config_file", "['configs/train.yaml','{extra_yaml}']"],
+        [],
+        "error: learnig_rate: no such setting",
+        "did you mean learning_rate?",
+    ),
     "args_file": (TRAIN, ["--args_file", "{args_json}"], "error: num_epoch: no such setting", "did you mean num_epochs?"),
-    "ddp_configs": (MULTI, ["--num_epoch", "1"], "error: num_epoch: no such setting in configs/train.yaml + configs/multi_gpu_train.yaml", "num_epochs"),
+    "ddp_configs": (
+        MULTI,
+        ["--num_epoch", "1"],
+        "error: num_epoch: no such setting in configs/train.yaml + configs/multi_gpu_train.yaml",
+        "num_epochs",
+    ),
     "spatial_size": (TRAIN, ["--spatial_size", "250"], "error: spatial_size 250: must be a positive multiple of 32", "e.g. 256"),
-    "spatial_size_evaluate": (EVALUATE, ["--spatial_size", "100"], "error: spatial_size 100: must be a positive multiple of 32", ""),
+    "spatial_size_evaluate": (
+        EVALUATE,
+        ["--spatial_size", "100"],
+        "error: spatial_size 100: must be a positive multiple of 32",
+        "",
+    ),
     "spatial_size_inference": (INFER, ["--spatial_size", "0"], "error: spatial_size 0: must be a positive multiple of 32", ""),
     "num_classes": (TRAIN, ["--num_classes", "0"], "error: num_classes 0: must be 1", "number of classes"),
     "batch_size": (EVALUATE, ["--batch_size", "0"], "error: batch_size 0: must be a positive integer", ""),
     "num_epochs": (TRAIN, ["--num_epochs", "2.5"], "error: num_epochs 2.5: must be a positive integer", ""),
     "learning_rate": (TRAIN, ["--learning_rate", "-0.1"], "error: learning_rate -0.1: must be a positive number", "0.001"),
-    "val_interval": (TRAIN, ["--val_interval", "3", "--num_epochs", "2"], "error: val_interval 3: is above num_epochs 2", "model.pt would never be written"),
+    "val_interval": (
+        TRAIN,
+        ["--val_interval", "3", "--num_epochs", "2"],
+        "error: val_interval 3: is above num_epochs 2",
+        "model.pt would never be written",
+    ),
     "num_workers": (INFER, ["--num_workers", "-1"], "error: num_workers -1: must be 0", ""),
     "compile": (INFER, ["--compile", "yes"], "error: compile yes: must be true or false", ""),
     "cpu_lanes": (EVALUATE, ["--cpu_lanes", "-2"], "error: cpu_lanes -2: must be 0 (one lane per torch thread)", "1 (one pass)"),
     "device_name": (TRAIN, ["--device", "gpu"], "error: device gpu: is not a device name", "cpu, cuda"),
-    "device_unavailable": (INFER, ["--device", "cuda:7"], "error: device cuda:7: is not available on this machine", "--device cpu"),
+    "device_unavailable": (
+        INFER,
+        ["--device", "cuda:7"],
+        "error: device cuda:7: is not available on this machine",
+        "--device cpu",
+    ),
     "dataset_dir": (TRAIN, ["--dataset_dir", "{empty}"], "error: {empty}/datalist.json: no such file", "python -m prepare"),
-    "datalist_split": (EVALUATE, ["--dataset_dir", "{no_test}"], "error: {no_test}/datalist.json: no 'test' split", "dataset_dir"),
-    "output_dir": (TRAIN, ["--output_dir", "{a_file}/runs"], "error: output_dir {a_file}/runs: {a_file} is a file, not a folder", "another output_dir"),
+    "datalist_split": (
+        EVALUATE,
+        ["--dataset_dir", "{no_test}"],
+        "error: {no_test}/datalist.json: no 'test' split",
+        "dataset_dir",
+    ),
+    "output_dir": (
+        TRAIN,
+        ["--output_dir", "{a_file}/runs"],
+        "error: output_dir {a_file}/runs: {a_file} is a file, not a folder",
+        "another output_dir",
+    ),
     "output_dir_inference": (INFER, ["--output_dir", "{a_file}"], "error: output_dir {a_file}: {a_file} is a file", ""),
     "ckpt_missing": (EVALUATE, ["--ckpt_path", "{empty}/model.pt"], "error: ckpt_path {empty}/model.pt: no such file", ""),
     "ckpt_garbage": (INFER, ["--ckpt_path", "{garbage_pt}"], "error: ckpt_path {garbage_pt}: cannot be read as weights", ""),
-    "ckpt_does_not_fit": (INFER, ["--num_classes", "3"], "error: ckpt_path ", "does not fit the network (check num_classes and pvm_groups)"),
+    "ckpt_does_not_fit": (
+        INFER,
+        ["--num_classes", "3"],
+        "error: ckpt_path ",
+        "does not fit the network (check num_classes and pvm_groups)",
+    ),
     "ckpt_not_finite": (TRAIN, ["--ckpt_path", "{nan_pt}"], "error: ckpt_path {nan_pt}: holds NaN or infinite weights", ""),
 }
 
@@ -167,7 +217,7 @@ def test_refused_with_the_key_and_the_fix_on_the_last_line(files, name, tmp_path
     # `run initialize`: the configs' check and nothing more, should a case wrongly pass it; the
     # lists of files are made at the start of `run` (a config parses before its data exist)
     run_id = "run" if name in DATA_CASES else "initialize"
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Exception) as raised:  # noqa: PT011  (the test reads what the user sees, not the type)
         fire.Fire({"run": monai.bundle.run}, command=["run", run_id, *command(name, files, out), "--logging_file", "False"])
     capsys.readouterr()
     sys.excepthook(raised.type, raised.value, raised.tb)
@@ -185,7 +235,7 @@ def test_compile_without_a_compiler_is_refused_on_the_cpu(files, tmp_path, monke
     monkeypatch.setenv("PATH", str(tmp_path))  # no g++, clang++ or c++ to find
     monkeypatch.delenv("CXX", raising=False)
     args = [*INFER, *data_args(INFER, files), "--device", "cpu", "--compile", "true", "--logging_file", "False"]
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Exception) as raised:  # noqa: PT011  (the test reads what the user sees, not the type)
         fire.Fire({"run": monai.bundle.run}, command=["run", "initialize", *args])
     sys.excepthook(raised.type, raised.value, raised.tb)
     line = last_line(capsys.readouterr().err)
@@ -211,7 +261,10 @@ def test_refused_processes_exit_non_zero_with_the_problem_last(files, tmp_path):
 
 
 ACCEPTED = {
-    "train": (TRAIN, ["--train#trainer#max_epochs", "2", "--optimizer#weight_decay", "0", "--network_def#channels", "[8,16,24,32,48,64]"]),
+    "train": (
+        TRAIN,
+        ["--train#trainer#max_epochs", "2", "--optimizer#weight_decay", "0", "--network_def#channels", "[8,16,24,32,48,64]"],
+    ),
     "evaluate": (EVALUATE, ["--dataloader#shuffle", "False"]),  # its network_def is a macro of train.yaml's
     "inference": (INFER, ["--network_def#channels", "[8,16,24,32,48,64]"]),
     "multi_gpu_train": (MULTI, ["--train#trainer#max_epochs", "2", "--validate#dataloader#num_workers", "0"]),
@@ -223,8 +276,13 @@ def accepted_command(name: str, files: dict[str, Path], out: Path) -> list[str]:
     config, nested = ACCEPTED[name]
     documented = settings.documented_settings("train" if name == "multi_gpu_train" else name)
     values = {
-        "dataset_dir": str(files["demo"]), "output_dir": str(out), "input_dir": str(files["demo"] / "images"),
-        "spatial_size": "64", "num_workers": "0", "num_epochs": "2", "device": "cpu",
+        "dataset_dir": str(files["demo"]),
+        "output_dir": str(out),
+        "input_dir": str(files["demo"] / "images"),
+        "spatial_size": "64",
+        "num_workers": "0",
+        "num_epochs": "2",
+        "device": "cpu",
         "ckpt_path": "None" if name in ("train", "multi_gpu_train") else str(BUNDLE / "models" / "model.pt"),
     }
     args = [item for key in documented for item in (f"--{key}", values.get(key, documented[key][0]))]
@@ -235,7 +293,7 @@ def accepted_command(name: str, files: dict[str, Path], out: Path) -> list[str]:
 def test_every_documented_setting_and_nested_overrides_are_accepted(files, name, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(BUNDLE)
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    command = accepted_command(name, files, tmp_path / "out") + ["--logging_file", "False"]  # keep pytest's logging
+    command = [*accepted_command(name, files, tmp_path / "out"), "--logging_file", "False"]  # keep pytest's logging
     with caplog.at_level(logging.INFO, logger="scripts.settings"):
         fire.Fire({"run": monai.bundle.run}, command=command)
     assert f"settings checked against configs/{name}.yaml" in caplog.text
@@ -312,13 +370,15 @@ def test_each_documented_setting_typed_alone_runs_or_is_refused_by_name(bundle_c
     workflow = monai.bundle.ConfigWorkflow(
         config_file=f"configs/{name}.yaml", logging_file=False, **{key: fire.parser.DefaultParseValue(typed)}
     )
+    error = None
     try:
         workflow.initialize()
         run_id = "training" if "training" in workflow.parser else "run"
         for used in ids_the_run_uses(workflow.parser, run_id):
             workflow.parser.get_parsed_content(used)
-    except Exception as error:
-        error = real_error(error)
+    except Exception as raised:
+        error = real_error(raised)
+    if error is not None:  # refused: by the settings check, naming the key typed
         assert isinstance(error, SettingsError), f"--{key} {typed}: {type(error).__name__}: {error}"
         assert str(error).startswith(f"{key} "), f"--{key} {typed}: the message names another key: {error}"
 
@@ -327,7 +387,21 @@ def test_each_documented_setting_typed_alone_runs_or_is_refused_by_name(bundle_c
 def test_the_device_typed_alone_trains(files, tmp_path):
     """The command a user types: no other setting beside the device."""
     out = tmp_path / "out"
-    proc = bundle("run", "training", *TRAIN, "--dataset_dir", str(files["demo"]), "--output_dir", str(out),
-                  "--num_epochs", "1", "--spatial_size", "64", "--device", "cpu", check=False)
+    proc = bundle(
+        "run",
+        "training",
+        *TRAIN,
+        "--dataset_dir",
+        str(files["demo"]),
+        "--output_dir",
+        str(out),
+        "--num_epochs",
+        "1",
+        "--spatial_size",
+        "64",
+        "--device",
+        "cpu",
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.pt").exists()

@@ -4,12 +4,14 @@ they run in Triton's interpreter on CPU tensors (see ``triton_interpreter``)."""
 
 import pytest
 import torch
+
 from triton_interpreter import ON_GPU  # Triton's interpreter, made fast enough, without a GPU
 
 pytest.importorskip("triton", reason="the Triton scan needs the triton package (extra 'triton')")
 
-from networks import UltraLightVMUNet, load_reference_weights, selective_scan  # noqa: E402
-from test_selective_scan import scan_inputs, sequential_float64  # noqa: E402
+from networks import UltraLightVMUNet, load_reference_weights, selective_scan
+
+from test_selective_scan import scan_inputs, sequential_float64
 
 DEVICE = "cuda" if ON_GPU else "cpu"
 
@@ -18,7 +20,7 @@ def on_device(tensors, dtype=None):
     return [t.to(DEVICE, dtype if t.is_floating_point() and dtype else t.dtype) for t in tensors]
 
 
-@pytest.mark.parametrize("length, states", [(1, 16), (7, 16), (37, 8), (128, 16), (300, 16), (61, 64), (50, 5)])
+@pytest.mark.parametrize(("length", "states"), [(1, 16), (7, 16), (37, 8), (128, 16), (300, 16), (61, 64), (50, 5)])
 def test_forward_and_gradients_match_the_float64_recurrence(length, states):
     inputs = [t.requires_grad_() for t in on_device(scan_inputs(2, length, 3, states=states, seed=length))]
     weights = torch.randn(2, length, 3, device=DEVICE)
@@ -30,7 +32,7 @@ def test_forward_and_gradients_match_the_float64_recurrence(length, states):
     expected = sequential_float64(*reference)
     expected_grads = torch.autograd.grad((expected * weights.cpu().double()).sum(), reference)
     assert torch.allclose(out.detach().cpu().double(), expected, rtol=1e-4, atol=1e-4)
-    for name, g, e in zip("u delta A B C D".split(), grads, expected_grads):
+    for name, g, e in zip(["u", "delta", "A", "B", "C", "D"], grads, expected_grads):
         assert g.shape == e.shape and g.dtype == torch.float32, name
         assert (g.cpu().double() - e).abs().max().item() <= 1e-4 * e.abs().max().item() + 1e-5, name
 
@@ -72,7 +74,7 @@ def test_non_contiguous_inputs_as_the_mamba_block_makes_them():
     assert torch.allclose(out.detach().cpu().double(), expected, rtol=1e-4, atol=1e-4)
     reference = [t.detach().cpu().double().requires_grad_() for t in inputs]
     expected_grads = torch.autograd.grad(sequential_float64(*reference).sum(), reference)
-    for name, g, e in zip("u delta A B C D".split(), torch.autograd.grad(out.sum(), inputs), expected_grads):
+    for name, g, e in zip(["u", "delta", "A", "B", "C", "D"], torch.autograd.grad(out.sum(), inputs), expected_grads):
         assert (g.cpu().double() - e).abs().max().item() <= 1e-4 * e.abs().max().item() + 1e-5, name
 
 

@@ -10,11 +10,13 @@ cross-origin isolation headers (COOP/COEP) that let onnxruntime-web run on sever
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 DIST = Path(__file__).resolve().parent / "dist"
 
@@ -22,7 +24,7 @@ logger = logging.getLogger("serve")
 
 
 class PageHandler(SimpleHTTPRequestHandler):
-    extensions_map = {
+    extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map,
         ".html": "text/html",
         ".js": "text/javascript",
@@ -39,7 +41,7 @@ class PageHandler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args) -> None:
         logger.debug(format, *args)
 
 
@@ -50,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.INFO)
     if not (args.directory / "index.html").is_file():
-        logger.error("error: %s/index.html: no such file (build the page first: cd web && npm ci && npm run build)", args.directory)
+        logger.error(
+            "error: %s/index.html: no such file (build the page first: cd web && npm ci && npm run build)", args.directory
+        )
         return 1
     handler = functools.partial(PageHandler, directory=str(args.directory))
     with ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
         logger.info("serving %s at http://localhost:%d (Ctrl-C stops)", args.directory, server.server_address[1])
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

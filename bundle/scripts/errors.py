@@ -39,11 +39,7 @@ class WriteError(BundleError, OSError):
 
 def real_error(error: BaseException) -> BaseException:
     """``error`` without MONAI's config-evaluation wrappers around it."""
-    while (
-        isinstance(error, RuntimeError)
-        and error.__cause__ is not None
-        and str(error).startswith(_MONAI_WRAPPERS)
-    ):
+    while isinstance(error, RuntimeError) and error.__cause__ is not None and str(error).startswith(_MONAI_WRAPPERS):
         error = error.__cause__
     return error
 

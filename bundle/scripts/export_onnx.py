@@ -27,10 +27,10 @@ from monai.bundle import ConfigParser
 # run as a script, Python looks in scripts/ only: the bundle root holds a standalone bundle's
 # vendored `networks` (in the repository, the installed project is found instead)
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-import networks  # noqa: E402
-from networks.onnx_export import export_onnx  # noqa: E402
-from scripts.atomic import write_atomically  # noqa: E402
-from scripts.errors import WriteError  # noqa: E402
+import networks
+from networks.onnx_export import export_onnx
+from scripts.atomic import write_atomically
+from scripts.errors import WriteError
 
 logger = logging.getLogger("export_onnx")
 
@@ -46,10 +46,16 @@ def build_network(config_file: Path, ckpt_path: Path, num_classes: int | None) -
     if num_classes is not None:
         parser["num_classes"] = num_classes
     network = networks.load_reference_weights(parser.get_parsed_content("network_def"), ckpt_path)
-    return network.eval(), int(parser.get_parsed_content("network_def#in_channels")), int(parser.get_parsed_content("spatial_size"))
+    return (
+        network.eval(),
+        int(parser.get_parsed_content("network_def#in_channels")),
+        int(parser.get_parsed_content("spatial_size")),
+    )
 
 
-def check_against_pytorch(network: torch.nn.Module, model: onnx.ModelProto, shape: tuple[int, int, int], tolerance: float) -> float:
+def check_against_pytorch(
+    network: torch.nn.Module, model: onnx.ModelProto, shape: tuple[int, int, int], tolerance: float
+) -> float:
     """The largest difference between onnxruntime's and PyTorch's outputs on random batches of
     1 and 3 images; raises ValueError above ``tolerance``."""
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -102,9 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("error: %s", error)
         return 1
     logger.info(
-        "wrote %s: %.0f KB, %d nodes, input %s (batch, %d, %d, %d), exported in %.0f s; "
-        "largest difference from PyTorch %.1e",
-        args.output, args.output.stat().st_size / 1024, len(model.graph.node), INPUT_NAME, *shape, seconds, difference,
+        "wrote %s: %.0f KB, %d nodes, input %s (batch, %d, %d, %d), exported in %.0f s; largest difference from PyTorch %.1e",
+        args.output,
+        args.output.stat().st_size / 1024,
+        len(model.graph.node),
+        INPUT_NAME,
+        *shape,
+        seconds,
+        difference,
     )
     return 0
 

@@ -106,9 +106,7 @@ def list_images(input_dir: str | Path) -> list[dict[str, str]]:
         raise FileNotFoundError(f"input_dir {folder}: no such folder")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and image_suffix(p))
     if not files:
-        raise ValueError(
-            f"input_dir {folder}: no images (looked for {', '.join(RASTER_SUFFIXES + NIFTI_SUFFIXES)})"
-        )
+        raise ValueError(f"input_dir {folder}: no images (looked for {', '.join(RASTER_SUFFIXES + NIFTI_SUFFIXES)})")
     by_stem: dict[str, Path] = {}
     for path in files:
         if stem(path) in by_stem:

@@ -27,8 +27,20 @@ from .image_files import (
 )
 
 __all__ = [
-    "NIFTI_SUFFIXES", "RASTER_SUFFIXES", "As2DChannelsd", "KeepFileNamed", "ShrinkOnLoad", "SourceLabelsd", "check_readable", "image_suffix", "is_nifti",
-    "list_images", "pil_to_supported_mode", "shrink_on_load", "source_size", "stem",
+    "NIFTI_SUFFIXES",
+    "RASTER_SUFFIXES",
+    "As2DChannelsd",
+    "KeepFileNamed",
+    "ShrinkOnLoad",
+    "SourceLabelsd",
+    "check_readable",
+    "image_suffix",
+    "is_nifti",
+    "list_images",
+    "pil_to_supported_mode",
+    "shrink_on_load",
+    "source_size",
+    "stem",
 ]
 
 

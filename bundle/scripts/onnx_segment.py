@@ -33,9 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
+from image_files import (  # scripts/, beside this file
+    OVERLAY_SAVE_OPTIONS,
+    draw_contours,
+    is_nifti,
+    list_images,
+    overlay_size,
+    shrink_on_load,
+    stem,
+)
 from PIL import Image
-
-from image_files import OVERLAY_SAVE_OPTIONS, draw_contours, is_nifti, list_images, overlay_size, shrink_on_load, stem  # scripts/, beside this file
 
 logger = logging.getLogger("onnx_segment")
 
@@ -138,7 +145,12 @@ def overlay(labels: np.ndarray, view: np.ndarray, max_size: int) -> np.ndarray:
 
 
 def write_outputs(
-    source: Path, labels: np.ndarray, view: np.ndarray, output_dir: Path, binary: bool, mask_suffix: str = "_mask",
+    source: Path,
+    labels: np.ndarray,
+    view: np.ndarray,
+    output_dir: Path,
+    binary: bool,
+    mask_suffix: str = "_mask",
     overlay_max_size: int = 1024,
 ) -> None:
     """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) from (H, W) labels
@@ -159,7 +171,12 @@ def write_outputs(
 
 
 def segment_folder(
-    input_dir: Path, output_dir: Path, model: Path, batch_size: int = 8, threads: int = 0, mask_suffix: str = "_mask",
+    input_dir: Path,
+    output_dir: Path,
+    model: Path,
+    batch_size: int = 8,
+    threads: int = 0,
+    mask_suffix: str = "_mask",
     overlay_max_size: int = 1024,
 ) -> int:
     """Segments every image in ``input_dir`` into ``output_dir``; returns how many. Every input
@@ -183,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
     parser.add_argument("--mask_suffix", default="_mask", help="masks are named <stem><mask_suffix>; _segmentation: ISIC's names")
-    parser.add_argument("--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.jpg in pixels; 0: no overlays")
+    parser.add_argument(
+        "--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.jpg in pixels; 0: no overlays"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
     logger.setLevel(logging.INFO)

@@ -257,14 +257,14 @@ def _read_typed_values(config: ConfigParser) -> list[str]:
     """Gives the settings typed as strings the types of their defaults (see the module's
     docstring); returns one problem for a device that is no device name."""
     for key in FLAGS:
-        raw = config[key] if key in config else None
+        raw = config.get(key)
         if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
             config[key] = raw.strip().lower() == "true"
     for key in NULLABLE:
-        raw = config[key] if key in config else None
+        raw = config.get(key)
         if isinstance(raw, str) and raw.strip().lower() in ("null", "none"):
             config[key] = None
-    raw = config["device"] if "device" in config else None
+    raw = config.get("device")
     if isinstance(raw, (str, int)) and not (isinstance(raw, str) and raw.startswith(("$", "@", "%"))):
         problem = _device(raw, config)
         if problem:

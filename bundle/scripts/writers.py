@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -97,7 +98,7 @@ class SaveSegmentationd(MapTransform):
                 picture = overlay_picture(source, image, overlay_size(rows_first.shape, self.overlay_max_size))
                 path = self.output_dir / f"{stem(source)}_overlay.jpg"
                 picture = Image.fromarray(draw_contours(picture, rows_first, label))
-                write_atomically(path, lambda p: picture.save(p, **OVERLAY_SAVE_OPTIONS))
+                write_atomically(path, functools.partial(picture.save, **OVERLAY_SAVE_OPTIONS))
         return data
 
     def _write_mask(self, source: str, mask: np.ndarray) -> None:

@@ -33,14 +33,14 @@ from typing import Callable, Set
 
 import torch
 
-# looked up once: torch.compile traces the dispatcher, and cannot trace a package search
-_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
-
 from .chunked import selective_scan_chunked
 from .compiled_cpu import compiled_cpu_available, compiled_cpu_loaded, selective_scan_cpu
 from .export import recording_one_operator, scan_export
 from .mamba_ssm_kernels import cuda_kernels_available
 from .sequential import selective_scan_sequential
+
+# looked up once: torch.compile traces the dispatcher, and cannot trace a package search
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 __all__ = [
     "SCAN_BACKENDS",

@@ -32,7 +32,7 @@ __all__ = ["selective_scan_chunked"]
 
 def _chunk_len(length: int) -> int:
     # 2T + ceil(L / T) Python steps are needed; T = ceil(sqrt(L)) keeps that near its minimum.
-    return max(1, int(math.ceil(math.sqrt(length))))
+    return max(1, math.ceil(math.sqrt(length)))
 
 
 def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:

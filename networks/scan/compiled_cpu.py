@@ -71,7 +71,14 @@ CHECKPOINT_EVERY = 64
 
 def _extension_name(flags: List[str]) -> str:
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(flags), torch.__version__, os.path.dirname(torch.__file__), sys.version, platform.machine()):
+    for part in (
+        SOURCE.read_bytes(),
+        " ".join(flags),
+        torch.__version__,
+        os.path.dirname(torch.__file__),
+        sys.version,
+        platform.machine(),
+    ):
         key.update(part if isinstance(part, bytes) else part.encode())
     return f"ulvm_selective_scan_cpu_{key.hexdigest()[:16]}"
 

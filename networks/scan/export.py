@@ -137,7 +137,9 @@ def selective_scan_unrolled(
 
 
 @torch.library.custom_op("ulvmunet::scan_export", mutates_args=())
-def scan_export(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+def scan_export(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
     """:func:`selective_scan_unrolled` as one opaque operator, for exporters that translate it
     (no backward: it is for inference graphs)."""
     return selective_scan_unrolled(u, delta, A, B, C, D)
