@@ -335,25 +335,8 @@ def test_torchscript_export_matches_eager(trained, tmp_path):
 def test_ddp_training_with_gloo_on_two_processes(demo, tmp_path):
     out = tmp_path / "ddp"
     configs = "['configs/train.yaml','configs/multi_gpu_train.yaml']"
-    proc = run(
-        [
-            TORCHRUN,
-            "--nproc_per_node=2",
-            "-m",
-            "monai.bundle",
-            "run",
-            "training",
-            "--config_file",
-            configs,
-            "--dataset_dir",
-            str(demo),
-            "--output_dir",
-            str(out),
-            "--num_epochs",
-            "1",
-            *SMALL,
-        ]
-    )
+    data = ["--dataset_dir", str(demo), "--output_dir", str(out), "--num_epochs", "1", *SMALL]
+    proc = run([TORCHRUN, "--nproc_per_node=2", "-m", "monai.bundle", "run", "training", "--config_file", configs, *data])
     log = proc.stdout + proc.stderr
     assert "val_dsc" in log
     # 14 training cases over 2 ranks of batch 4: 2 iterations per epoch and rank

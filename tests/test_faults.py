@@ -36,20 +36,8 @@ def last_line(text: str) -> str:
 
 
 def train_command(demo: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        PY,
-        "-m",
-        "monai.bundle",
-        "run",
-        "training",
-        *TRAIN,
-        "--dataset_dir",
-        str(demo),
-        "--output_dir",
-        str(out),
-        *SMALL,
-        *extra,
-    ]
+    data = ["--dataset_dir", str(demo), "--output_dir", str(out)]
+    return [PY, "-m", "monai.bundle", "run", "training", *TRAIN, *data, *SMALL, *extra]
 
 
 def assert_output_dir_is_clean(out: Path) -> None:

@@ -149,23 +149,8 @@ def loop(tmp_path_factory):
     """The app, its bundle (with untrained weights), the datastore and a running server."""
     command = monailabel_command()
     root = tmp_path_factory.mktemp("monailabel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prepare",
-            "synthetic",
-            "--out",
-            str(root / "demo"),
-            "--num-images",
-            str(NUM_IMAGES),
-            "--size",
-            "256",
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
+    demo = ["--out", str(root / "demo"), "--num-images", str(NUM_IMAGES), "--size", "256"]
+    subprocess.run([sys.executable, "-m", "prepare", "synthetic", *demo], cwd=REPO, check=True, capture_output=True)
     env = {**os.environ, "PATH": f"{command.parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
         [str(command), "apps", "--download", "--name", "monaibundle", "--output", str(root / "apps")],

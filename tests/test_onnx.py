@@ -16,7 +16,7 @@ from PIL import Image
 
 import networks
 
-from commands import BUNDLE, PY, REPO, child_env, run
+from commands import BUNDLE, INFER, PY, REPO, bundle, child_env, run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -125,22 +125,7 @@ def lesion_images(folder: Path, tmp_path: Path) -> list[str]:
 @pytest.mark.slow
 def test_onnx_segment_without_torch_agrees_with_the_bundle(tmp_path, without_torch):
     names = lesion_images(tmp_path / "in", tmp_path)
-    run(
-        [
-            PY,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "configs/inference.yaml",
-            "--input_dir",
-            str(tmp_path / "in"),
-            "--output_dir",
-            str(tmp_path / "torch"),
-            "--num_workers",
-            "0",
-        ]
-    )
+    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "torch"), "--num_workers", "0")
     onnx_segment("--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "onnx"), env=without_torch)
 
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted(p.name for p in (tmp_path / "torch").iterdir())

@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,10 +26,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from commands import INFER, PY, REPO, bundle
+
 WEB = REPO / "web"
-BUNDLE = REPO / "bundle"
-PY = sys.executable
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver key of an element reference
 WINDOW = (1000, 720)
 
@@ -206,25 +204,7 @@ def data_url_image(url: str) -> np.ndarray:
 
 def test_page_masks_agree_with_the_bundle(page, tmp_path, record_property):
     names = lesion_images(tmp_path / "in", tmp_path / "demo")
-    subprocess.run(
-        [
-            PY,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "configs/inference.yaml",
-            "--input_dir",
-            str(tmp_path / "in"),
-            "--output_dir",
-            str(tmp_path / "torch"),
-            "--num_workers",
-            "0",
-        ],
-        cwd=BUNDLE,
-        check=True,
-        capture_output=True,
-    )
+    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "torch"), "--num_workers", "0")
     agreement, found = {}, []
     for name in names:
         state = segment_in_page(page, tmp_path / "in" / name)
