@@ -51,9 +51,7 @@ def _compose(a_first, x_first, a_then, x_then):
 
 
 @triton.jit
-def _load_tile(
-    u_ptr, delta_ptr, B_ptr, C_ptr, b, c, t, n, L, N, su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n
-):
+def _load_tile(u_ptr, delta_ptr, B_ptr, C_ptr, b, c, t, n, L, N, su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n):
     """u, delta (tokens,) and B, C (tokens, states) of one tile as float32; zeros outside."""
     in_l = t < L
     in_ln = in_l[:, None] & (n[None, :] < N)
@@ -66,36 +64,10 @@ def _load_tile(
 
 @triton.jit
 def _scan_forward_kernel(
-    u_ptr,
-    delta_ptr,
-    A_ptr,
-    B_ptr,
-    C_ptr,
-    D_ptr,
-    y_ptr,
-    states_ptr,
-    L,
-    CH,
-    N,
-    num_tiles,
-    su_b,
-    su_l,
-    su_c,
-    sd_b,
-    sd_l,
-    sd_c,
-    sb_b,
-    sb_l,
-    sb_n,
-    sc_b,
-    sc_l,
-    sc_n,
-    sy_b,
-    sy_l,
-    sy_c,
-    SAVE_STATES: tl.constexpr,
-    BLOCK_L: tl.constexpr,
-    BLOCK_N: tl.constexpr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, states_ptr,
+    L, CH, N, num_tiles,
+    su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n, sy_b, sy_l, sy_c,
+    SAVE_STATES: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     b = tl.program_id(0)
     c = tl.program_id(1)
@@ -106,30 +78,8 @@ def _scan_forward_kernel(
     h = tl.zeros([BLOCK_N], dtype=tl.float32)  # the state entering the tile
     for k in range(num_tiles):
         t = k * BLOCK_L + rows
-        u, delta, B, C = _load_tile(
-            u_ptr,
-            delta_ptr,
-            B_ptr,
-            C_ptr,
-            b,
-            c,
-            t,
-            n,
-            L,
-            N,
-            su_b,
-            su_l,
-            su_c,
-            sd_b,
-            sd_l,
-            sd_c,
-            sb_b,
-            sb_l,
-            sb_n,
-            sc_b,
-            sc_l,
-            sc_n,
-        )
+        u, delta, B, C = _load_tile(u_ptr, delta_ptr, B_ptr, C_ptr, b, c, t, n, L, N,
+                                    su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n)
         if SAVE_STATES:
             tl.store(states_ptr + ((b * CH + c) * num_tiles + k) * BLOCK_N + n, h)
         decay = tl.exp(delta[:, None] * A[None, :])  # padded tokens: delta 0, decay 1, no input
@@ -142,53 +92,12 @@ def _scan_forward_kernel(
 
 @triton.jit
 def _scan_backward_kernel(
-    u_ptr,
-    delta_ptr,
-    A_ptr,
-    B_ptr,
-    C_ptr,
-    D_ptr,
-    gy_ptr,
-    states_ptr,
-    du_ptr,
-    ddelta_ptr,
-    dA_ptr,
-    dB_ptr,
-    dC_ptr,
-    dD_ptr,
-    L,
-    CH,
-    N,
-    num_tiles,
-    su_b,
-    su_l,
-    su_c,
-    sd_b,
-    sd_l,
-    sd_c,
-    sb_b,
-    sb_l,
-    sb_n,
-    sc_b,
-    sc_l,
-    sc_n,
-    sg_b,
-    sg_l,
-    sg_c,
-    s_du_b,
-    s_du_l,
-    s_du_c,
-    s_dd_b,
-    s_dd_l,
-    s_dd_c,
-    s_db_b,
-    s_db_l,
-    s_db_n,
-    s_dc_b,
-    s_dc_l,
-    s_dc_n,
-    BLOCK_L: tl.constexpr,
-    BLOCK_N: tl.constexpr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, gy_ptr, states_ptr,
+    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
+    L, CH, N, num_tiles,
+    su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n, sg_b, sg_l, sg_c,
+    s_du_b, s_du_l, s_du_c, s_dd_b, s_dd_l, s_dd_c, s_db_b, s_db_l, s_db_n, s_dc_b, s_dc_l, s_dc_n,
+    BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     b = tl.program_id(0)
     c = tl.program_id(1)
@@ -204,30 +113,8 @@ def _scan_backward_kernel(
         t = k * BLOCK_L + rows
         in_l = t < L
         in_ln = in_l[:, None] & (n[None, :] < N)
-        u, delta, B, C = _load_tile(
-            u_ptr,
-            delta_ptr,
-            B_ptr,
-            C_ptr,
-            b,
-            c,
-            t,
-            n,
-            L,
-            N,
-            su_b,
-            su_l,
-            su_c,
-            sd_b,
-            sd_l,
-            sd_c,
-            sb_b,
-            sb_l,
-            sb_n,
-            sc_b,
-            sc_l,
-            sc_n,
-        )
+        u, delta, B, C = _load_tile(u_ptr, delta_ptr, B_ptr, C_ptr, b, c, t, n, L, N,
+                                    su_b, su_l, su_c, sd_b, sd_l, sd_c, sb_b, sb_l, sb_n, sc_b, sc_l, sc_n)
         gy = tl.load(gy_ptr + b * sg_b + t * sg_l + c * sg_c, mask=in_l, other=0.0).to(tl.float32)
         # the forward states of this tile, again, from the state that entered it
         h_in = tl.load(states_ptr + ((b * CH + c) * num_tiles + k) * BLOCK_N + n)
