@@ -79,6 +79,13 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def bundle_command(run_id: str | None, config: str, **settings: object) -> list[str]:
+    """`python -m monai.bundle run [run_id] --config_file configs/<config>.yaml --key value ...`, as typed."""
+    options = [part for key, value in settings.items() for part in (f"--{key}", str(value))]
+    run = ["run", run_id] if run_id else ["run"]
+    return [sys.executable, "-m", "monai.bundle", *run, "--config_file", f"configs/{config}.yaml", *options]
+
+
 def read_all(dataset: torch.utils.data.Dataset) -> list:
     return [dataset[i] for i in range(len(dataset))]
 
@@ -279,21 +286,7 @@ def section_preprocess(work: Path, count: int) -> list[str]:
 def section_cache(work: Path, count: int) -> list[str]:
     data, generated = large_set(work, count)
     held_out = max(1, count // 10)
-    command = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        "training",
-        "--config_file",
-        "configs/train.yaml",
-        "--dataset_dir",
-        str(data),
-        "--output_dir",
-        str(work / "large_run"),
-        "--num_epochs",
-        "1",
-    ]
+    command = bundle_command("training", "train", dataset_dir=data, output_dir=work / "large_run", num_epochs=1)
     lines = [
         f"{count} JPEGs of 4000x3000 with PNG masks ({generated:.0f} s to generate); "
         f"`run training --num_epochs 1`, {count - held_out} training and {held_out} validation cases",
@@ -471,49 +464,13 @@ def section_demo(work: Path) -> list[str]:
     data, runs = work / "demo_data", work / "demo_runs"
     commands = {
         "generate 200 images": [sys.executable, "-m", "prepare", "synthetic", "--out", str(data), "--num-images", "200"],
-        "train 20 epochs": [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "training",
-            "--config_file",
-            "configs/train.yaml",
-            "--dataset_dir",
-            str(data),
-            "--output_dir",
-            str(runs),
-            "--num_epochs",
-            "20",
-        ],
-        "evaluate": [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "configs/evaluate.yaml",
-            "--dataset_dir",
-            str(data),
-            "--ckpt_path",
-            str(runs / "model.pt"),
-            "--output_dir",
-            str(work / "demo_eval"),
-        ],
-        "infer 200 images": [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "configs/inference.yaml",
-            "--ckpt_path",
-            str(runs / "model.pt"),
-            "--input_dir",
-            str(data / "images"),
-            "--output_dir",
-            str(work / "demo_pred"),
-        ],
+        "train 20 epochs": bundle_command("training", "train", dataset_dir=data, output_dir=runs, num_epochs=20),
+        "evaluate": bundle_command(
+            None, "evaluate", dataset_dir=data, ckpt_path=runs / "model.pt", output_dir=work / "demo_eval"
+        ),
+        "infer 200 images": bundle_command(
+            None, "inference", ckpt_path=runs / "model.pt", input_dir=data / "images", output_dir=work / "demo_pred"
+        ),
     }
     lines = ["| step | wall s |", "| --- | --- |"]
     total = 0.0

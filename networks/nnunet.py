@@ -229,7 +229,7 @@ def ulvmunet_plans(
 
 
 def _dataset_folder(dataset: str) -> Path:
-    """The preprocessed folder of ``dataset`` (an id or a DatasetXXX_Name), as nnU-Net's commands find it."""
+    """The preprocessed folder of ``dataset`` (an id, or a name such as Dataset101_Lesions), as nnU-Net's commands find it."""
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import (
         maybe_convert_to_dataset_name,
@@ -244,7 +244,7 @@ def _dataset_folder(dataset: str) -> Path:
         folder = None
     if folder is None or not folder.is_dir():
         raise PlansError(
-            f"no dataset {dataset!r} in nnUNet_preprocessed ({root}): give its id or DatasetXXX_Name, "
+            f"no dataset {dataset!r} in nnUNet_preprocessed ({root}): give its id or its name (Dataset101_Lesions, say), "
             f"after nnU-Net's planning and preprocessing (nnUNetv2_plan_and_preprocess -d ID)"
         )
     return folder
@@ -290,7 +290,9 @@ def write_plans(
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m networks.nnunet``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m networks.nnunet", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="nnU-Net dataset id or name (DatasetXXX_Name), already planned and preprocessed")
+    parser.add_argument(
+        "dataset", help="nnU-Net dataset id or name (e.g. 101 or Dataset101_Lesions), already planned and preprocessed"
+    )
     parser.add_argument(
         "--channels",
         type=int,

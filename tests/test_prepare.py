@@ -166,18 +166,8 @@ def test_isic2017_paper_split_refuses_a_partial_archive(tmp_path, capsys):
 
 def test_split_sizes_must_match_the_archive(tmp_path, capsys):
     src = make_isic2017(tmp_path / "isic", {"training": [1, 2, 3]})
-    assert_refused(
-        capsys,
-        tmp_path / "out",
-        "isic2017",
-        "--src",
-        src,
-        "--split-sizes",
-        2,
-        1,
-        1,
-        names=("--split-sizes 2 1 1 needs 4 images, found 3",),
-    )
+    argv = ["isic2017", "--src", src, "--split-sizes", 2, 1, 1]
+    assert_refused(capsys, tmp_path / "out", *argv, names=("--split-sizes 2 1 1 needs 4 images, found 3",))
 
 
 def test_isic2017_official_split_uses_the_official_folders(tmp_path, capsys):
@@ -360,35 +350,15 @@ def test_synthetic_refuses_to_mix_with_earlier_files(tmp_path, capsys):
 def test_missing_mask_is_named(tmp_path, capsys):
     src = make_isic2018(tmp_path / "isic2018", [1, 2, 3])
     (src / ISIC2018[1] / "ISIC_0000002_segmentation.png").unlink()
-    assert_refused(
-        capsys,
-        tmp_path / "out",
-        "isic2018",
-        "--src",
-        src,
-        "--split-sizes",
-        1,
-        1,
-        1,
-        names=("images without a mask (1)", "ISIC_0000002.jpg", "_segmentation"),
-    )
+    argv = ["isic2018", "--src", src, "--split-sizes", 1, 1, 1]
+    assert_refused(capsys, tmp_path / "out", *argv, names=("images without a mask (1)", "ISIC_0000002.jpg", "_segmentation"))
 
 
 def test_mask_without_image_is_named(tmp_path, capsys):
     src = make_isic2018(tmp_path / "isic2018", [1, 2, 3])
     (src / ISIC2018[0] / "ISIC_0000003.jpg").unlink()
-    assert_refused(
-        capsys,
-        tmp_path / "out",
-        "isic2018",
-        "--src",
-        src,
-        "--split-sizes",
-        1,
-        1,
-        0,
-        names=("masks without an image (1)", "ISIC_0000003_segmentation.png"),
-    )
+    argv = ["isic2018", "--src", src, "--split-sizes", 1, 1, 0]
+    assert_refused(capsys, tmp_path / "out", *argv, names=("masks without an image (1)", "ISIC_0000003_segmentation.png"))
 
 
 def test_many_bad_files_are_counted_and_the_first_few_named(tmp_path, capsys):
