@@ -14,7 +14,8 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 python3 -m pytest -q -rs -m "slow or not slow" tests/test_triton_scan.py tests/test_selective_scan.py tests/test_network.py tests/test_compile.py 2>&1 \
     | tee "$out/tests.log" | tail -15
 
-python3 bench/bench_gpu.py "$@"  # add --compile_batches 8 for torch.compile rows (minutes more) 2>&1 | tee "$out/bench_gpu.md"
+# add --compile_batches 8 for torch.compile rows (minutes more)
+python3 bench/bench_gpu.py "$@" 2>&1 | tee "$out/bench_gpu.md"
 
 demo=$(mktemp -d)
 (cd bundle && python3 -m prepare synthetic --out "$demo/data" --num-images 200 >/dev/null \

@@ -11,11 +11,9 @@ down to a multiple of 32. nnU-Net's own commands then train and predict with it
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
+from .files import write_text_atomically
 from .ultralight_vmunet import SIZE_MULTIPLE, UltraLightVMUNet
 
 __all__ = ["NNUNetUltraLightVMUNet", "PlansError", "stage_strides", "ulvmunet_plans", "write_plans"]
@@ -271,20 +270,7 @@ def write_plans(
                 folder / configuration["data_identifier"],
                 name,
             )
-    target = folder / f"{PLANS_NAME}.json"
-    temporary = folder / f".{target.name}.{os.getpid()}.tmp"  # same folder: os.replace stays atomic
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            json.dump(ours, file, indent=4)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    return target
+    return write_text_atomically(folder / f"{PLANS_NAME}.json", json.dumps(ours, indent=4) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

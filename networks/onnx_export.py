@@ -23,8 +23,8 @@ from .scan.onnx_graph import TRANSLATIONS as SCAN_TRANSLATIONS
 __all__ = ["export_onnx"]
 
 # Algebraic no-ops left by the exporter's operator translations. onnxscript's full optimiser
-# (its default when torch.onnx.export optimises) takes 5-19 s more for nothing else here: its
-# fusion patterns find nothing to fuse in this network.
+# (its default when torch.onnx.export optimises) is not run: its fusion patterns find nothing
+# to fuse in this network, so it would only lengthen the export.
 _NO_OP_RULES = [
     rules.materialize_reshape_shape_rule,
     rules.reshape_reshape_rule,
@@ -38,10 +38,9 @@ _NO_OP_RULES = [
 
 
 def _softplus(x, beta: float = 1.0, threshold: float = 20.0):
-    """``F.softplus`` as ``relu(x) + log(1 + exp(-|x|))``: onnxruntime's Softplus operator (with
-    the Where that applies PyTorch's threshold) took 6.8 ms on the largest of the network's
-    deltas, a (32, 1024, 12) tensor, where these six elementwise operators take 2.2 ms (one
-    thread). Above a threshold of 17 or more, ``log(1 + exp(-x))`` is below float32's rounding
+    """``F.softplus`` as ``relu(x) + log(1 + exp(-|x|))``: onnxruntime runs these six elementwise
+    operators faster than its own Softplus operator with the Where that applies PyTorch's
+    threshold (docs/benchmarks.md). Above a threshold of 17 or more, ``log(1 + exp(-x))`` is below float32's rounding
     of ``x``, so the formula returns ``x`` there as PyTorch does."""
 
     def constant(value: float):
@@ -101,7 +100,8 @@ def export_onnx(
     batch: one self-contained file once saved (``onnx.save_model``), standard operators only.
 
     Each selective scan is exported as one operator that :mod:`networks.scan.onnx_graph` writes
-    in ONNX operators, which makes the export about three times faster than plain
+    in ONNX operators, so ``torch.export`` records a few operators instead of each scan's
+    unrolled graph, which makes the export much faster than plain
     ``torch.onnx.export(network, ..., dynamo=True)`` (that works too, with the scans unrolled
     by ``torch.export``).
 

@@ -102,6 +102,10 @@ class UltraLightVMUNet(nn.Module):
         self.scab = SCAttBridge(c, split_att, spatial_dims) if bridge else nn.Identity()
         self.decoder1, self.decoder2, self.decoder3 = pvm(c[5], c[4]), pvm(c[4], c[3]), pvm(c[3], c[2])
         self.decoder4, self.decoder5 = conv3(c[2], c[1]), conv3(c[1], c[0])
+        # The reference release's names, kept so that its checkpoints load: ebn1..ebn5 are the
+        # encoder norms after encoder1..encoder5 and dbn1..dbn5 the decoder norms after
+        # decoder1..decoder5; despite "bn" they are GroupNorm with 4 groups. scab is the
+        # spatial-channel attention bridge. Table of all names: docs/network.md.
         self.ebn1, self.ebn2, self.ebn3, self.ebn4, self.ebn5 = (nn.GroupNorm(4, n) for n in c[:5])
         self.dbn1, self.dbn2, self.dbn3, self.dbn4, self.dbn5 = (nn.GroupNorm(4, n) for n in c[4::-1])
         self.final = conv(c[0], out_channels, kernel_size=1)

@@ -26,14 +26,18 @@ Datasets, and what --src must hold (as the archives unpack):
              ISIC-2017_Test_v2_Data and ISIC-2017_Test_v2_Part1_GroundTruth.
   isic2018   ISIC2018_Task1-2_Training_Input/ISIC_xxxxxxx.jpg with
              ISIC2018_Task1_Training_GroundTruth/ISIC_xxxxxxx_segmentation.png
+             (a copy with mask and photograph side by side in one file:
+             `python -m prepare.side_by_side --src COPY --out DIR` writes this layout)
   ph2        'PH2 Dataset images', or the folder above it, holding
              IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp with
              IMDxxx/IMDxxx_lesion/IMDxxx_lesion.bmp (IMDxxx_roi folders are ignored).
   folder     images/NAME.EXT with masks/NAME.EXT, NAME_segmentation.EXT, NAME_mask.EXT
-             or NAME_lesion.EXT; EXT one of png, jpg, jpeg, bmp, tif, tiff, any case.
+             or NAME_lesion.EXT; EXT one of png, jpg, jpeg, bmp, tif, tiff, nii, nii.gz,
+             any case (the bundle reads the same files).
   synthetic  no --src: generates a seeded dermoscopy-like demo set (RGB PNG images
              in OUT/images, 0/255 PNG masks of the same name in OUT/masks).
-Non-image files and hidden files are ignored.
+Non-image files and hidden files are ignored. A copy that holds each mask in two
+formats (PH2 copies with a .jpg beside each .bmp) needs --mask-ext to choose one.
 
 Splits (--split):
   paper      default for isic2017 (1250/150/600 of its 2000 training images),

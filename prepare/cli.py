@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing OUT/datalist.json (for synthetic also earlier synthetic_*.png)",
     )
     parser.add_argument(
+        "--mask-ext",
+        metavar="EXT",
+        help="only masks with this extension count (e.g. .bmp), for copies that hold each mask twice",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         metavar="N",
@@ -109,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=args.size,
             overwrite=args.overwrite,
             workers=args.workers,
+            mask_ext=args.mask_ext,
         )
     # OSError too: a full disk or a read-only OUT deserves a message, not a traceback.
     except (PrepareError, OSError) as exc:

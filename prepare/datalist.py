@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from networks.files import write_text_atomically
 from prepare.errors import PrepareError
 from prepare.layouts import Pair
 from prepare.splits import SPLIT_KEYS
@@ -50,18 +50,4 @@ def write_datalist(datalist: Datalist, out: Path, overwrite: bool) -> Path:
     """Write ``out/datalist.json`` so that a reader sees either the old file or the whole new one."""
     out.mkdir(parents=True, exist_ok=True)
     require_free(out, overwrite)  # again: the first check may be minutes old
-    target = out / DATALIST_NAME
-    # In the same folder so that os.replace stays on one file system and is atomic.
-    temporary = out / f".{DATALIST_NAME}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            json.dump(datalist, file, indent=2)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    return target
+    return write_text_atomically(out / DATALIST_NAME, json.dumps(datalist, indent=2) + "\n")

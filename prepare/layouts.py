@@ -11,11 +11,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from networks.files import IMAGE_SUFFIXES, image_suffix
+from networks.files import stem as file_stem
 from prepare.errors import PrepareError, list_files
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+#: the project's one list of image suffixes (the bundle reads the same files)
+IMAGE_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
 
 #: Image and mask folders of the ISIC 2017 archives, per official subset.
 ISIC2017_FOLDERS = {
@@ -53,14 +56,21 @@ def source_folder(src: str | Path) -> Path:
     return path
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name.
+def normal_extension(extension: str) -> str:
+    """``extension`` as compared with file suffixes: lower case with its dot (``BMP`` -> ``.bmp``)."""
+    extension = extension.lower()
+    return extension if extension.startswith(".") else f".{extension}"
+
+
+def image_files(folder: Path, extension: str | None = None) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name; only ``extension`` ones if given.
 
     Hidden files are skipped: archives unpacked on macOS carry ``._NAME`` copies
     that have an image extension but hold resource forks.
     """
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    images = sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
+    allowed = {normal_extension(extension)} if extension else IMAGE_EXTENSIONS
+    images = sorted(p for p in files if image_suffix(p) in allowed)
     if len(images) < len(files):
         logger.debug("ignoring %d non-image files in %s", len(files) - len(images), folder)
     return images
@@ -76,7 +86,9 @@ def subfolder(src: Path, name: str) -> Path:
     return path
 
 
-def match_pairs(images: Iterable[Path], masks: Iterable[Path], suffixes: Sequence[str]) -> list[Pair]:
+def match_pairs(
+    images: Iterable[Path], masks: Iterable[Path], suffixes: Sequence[str], mask_ext: str | None = None
+) -> list[Pair]:
     """Pair each image with the mask named ``<image stem><suffix>.<image extension>``.
 
     Every image needs exactly one mask and every mask exactly one image. All
@@ -109,6 +121,11 @@ def match_pairs(images: Iterable[Path], masks: Iterable[Path], suffixes: Sequenc
     if problems:
         rule = " or ".join(f"STEM{s}.EXT" for s in suffixes)
         problems.append(f"(masks pair with images by name: image STEM.EXT takes mask {rule}, any image EXT)")
+        if mask_clashes and mask_ext is None:
+            extensions = sorted({image_suffix(name) or "" for clash in mask_clashes for name in clash.split(" and ")})
+            problems.append(
+                f"(each mask exists as {' and '.join(extensions)}: choose one with --mask-ext, e.g. --mask-ext {extensions[0]})"
+            )
         raise PrepareError("\n".join(problems))
     return pairs
 
@@ -117,29 +134,29 @@ def _index_by_stem(files: Iterable[Path]) -> tuple[dict[str, Path], list[str]]:
     """Map each file stem to its first file; stems held by several files are also returned as clashes."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in files:
-        by_stem[path.stem].append(path)
+        by_stem[file_stem(path)].append(path)
     clashes = [" and ".join(map(str, paths)) for _, paths in sorted(by_stem.items()) if len(paths) > 1]
     # A clashing stem still maps to one file, so that its mask is not also reported as lonely.
     return {stem: paths[0] for stem, paths in by_stem.items()}, clashes
 
 
-def isic_pairs(src: Path, image_folder: str, mask_folder: str) -> list[Pair]:
+def isic_pairs(src: Path, image_folder: str, mask_folder: str, mask_ext: str | None = None) -> list[Pair]:
     """Pairs of one ISIC image folder and its ground-truth folder, both directly in ``src``."""
     image_dir, mask_dir = subfolder(src, image_folder), subfolder(src, mask_folder)
-    images = [p for p in image_files(image_dir) if not p.stem.endswith(ISIC_SUPERPIXEL_SUFFIX)]
+    images = [p for p in image_files(image_dir) if not file_stem(p).endswith(ISIC_SUPERPIXEL_SUFFIX)]
     if not images:
         raise PrepareError(f"no images in {image_dir}")
-    return match_pairs(images, image_files(mask_dir), ISIC_MASK_SUFFIXES)
+    return match_pairs(images, image_files(mask_dir, mask_ext), ISIC_MASK_SUFFIXES, mask_ext)
 
 
-def isic2017_pairs(src: Path) -> list[Pair]:
+def isic2017_pairs(src: Path, mask_ext: str | None = None) -> list[Pair]:
     """Pairs of the ISIC 2017 training set, the pool of the paper's split."""
-    return isic_pairs(src, *ISIC2017_FOLDERS["training"])
+    return isic_pairs(src, *ISIC2017_FOLDERS["training"], mask_ext)
 
 
-def isic2018_pairs(src: Path) -> list[Pair]:
+def isic2018_pairs(src: Path, mask_ext: str | None = None) -> list[Pair]:
     """Pairs of the ISIC 2018 Task 1 training set, the pool of the paper's split."""
-    return isic_pairs(src, *ISIC2018_FOLDERS)
+    return isic_pairs(src, *ISIC2018_FOLDERS, mask_ext)
 
 
 def ph2_root(src: Path) -> Path:
@@ -154,20 +171,20 @@ def ph2_root(src: Path) -> Path:
     )
 
 
-def ph2_pairs(src: Path) -> list[Pair]:
+def ph2_pairs(src: Path, mask_ext: str | None = None) -> list[Pair]:
     """Pairs of every PH2 case: ``IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp`` with its lesion mask."""
     root = ph2_root(src)
     images = [f for d in sorted(root.glob(PH2_IMAGE_GLOB)) if d.is_dir() for f in image_files(d)]
-    masks = [f for d in sorted(root.glob(PH2_MASK_GLOB)) if d.is_dir() for f in image_files(d)]
+    masks = [f for d in sorted(root.glob(PH2_MASK_GLOB)) if d.is_dir() for f in image_files(d, mask_ext)]
     if not images:
         raise PrepareError(f"no PH2 cases in {root}: expected IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp")
-    return match_pairs(images, masks, PH2_MASK_SUFFIXES)
+    return match_pairs(images, masks, PH2_MASK_SUFFIXES, mask_ext)
 
 
-def folder_pairs(src: Path) -> list[Pair]:
+def folder_pairs(src: Path, mask_ext: str | None = None) -> list[Pair]:
     """Pairs of ``src/images`` and ``src/masks``, matched by file stem."""
     image_dir, mask_dir = subfolder(src, FOLDER_IMAGES), subfolder(src, FOLDER_MASKS)
     images = image_files(image_dir)
     if not images:
         raise PrepareError(f"no images in {image_dir}")
-    return match_pairs(images, image_files(mask_dir), FOLDER_MASK_SUFFIXES)
+    return match_pairs(images, image_files(mask_dir, mask_ext), FOLDER_MASK_SUFFIXES, mask_ext)

@@ -11,12 +11,14 @@ from pathlib import Path
 from prepare.datalist import Datalist, build_datalist, require_free, write_datalist
 from prepare.errors import PrepareError
 from prepare.layouts import (
+    IMAGE_EXTENSIONS,
     ISIC2017_FOLDERS,
     Pair,
     folder_pairs,
     isic2017_pairs,
     isic2018_pairs,
     isic_pairs,
+    normal_extension,
     ph2_pairs,
     source_folder,
 )
@@ -48,7 +50,7 @@ SYNTHETIC_DEFAULT_SEED = 0
 SYNTHETIC_DEFAULT_NUM_IMAGES = 300
 SYNTHETIC_DEFAULT_SIZE = 256
 
-PAIR_FINDERS: dict[str, Callable[[Path], list[Pair]]] = {
+PAIR_FINDERS: dict[str, Callable[[Path, str | None], list[Pair]]] = {
     "isic2017": isic2017_pairs,
     "isic2018": isic2018_pairs,
     "ph2": ph2_pairs,
@@ -91,6 +93,7 @@ def make_datalist(
     size: int | None = None,
     overwrite: bool = False,
     workers: int = 1,
+    mask_ext: str | None = None,
 ) -> Prepared:
     """Find, check and split a dataset, and write ``out/datalist.json``; see :mod:`prepare`.
 
@@ -106,6 +109,8 @@ def make_datalist(
         num_images, size: how many ``synthetic`` images of size x size pixels (300, 256).
         overwrite: replace an existing datalist (and earlier synthetic images).
         workers: threads that read files during validation.
+        mask_ext: only masks with this extension (e.g. ``.bmp``) count, for archives
+            that hold each mask in two formats.
 
     Raises:
         PrepareError: bad options or input; nothing has been written then, except
@@ -114,7 +119,7 @@ def make_datalist(
     if dataset not in DATASETS:
         raise PrepareError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     split = split or SPLITS[dataset][0]
-    _check_options(dataset, src, split, split_sizes, fractions, seed, num_images, size, workers)
+    _check_options(dataset, src, split, split_sizes, fractions, seed, num_images, size, workers, mask_ext)
     fractions = DEFAULT_FRACTIONS if fractions is None else tuple(fractions)
     out = Path(out)
     require_free(out, overwrite)
@@ -129,7 +134,7 @@ def make_datalist(
         )
     else:
         seed = DEFAULT_SEED if seed is None else seed
-        chosen, shapes = _split_source(dataset, source_folder(src), split, split_sizes, fractions, seed, workers)
+        chosen, shapes = _split_source(dataset, source_folder(src), split, split_sizes, fractions, seed, workers, mask_ext)
     datalist = build_datalist(chosen, out)
     path = write_datalist(datalist, out, overwrite)
     by_area = sorted(shapes, key=lambda hw: (hw[0] * hw[1], hw))
@@ -146,6 +151,7 @@ def _check_options(
     num_images: int | None,
     size: int | None,
     workers: int,
+    mask_ext: str | None,
 ) -> None:
     """Refuse options that do not apply or are out of range, rather than silently ignore them."""
     synthetic = dataset == "synthetic"
@@ -170,6 +176,11 @@ def _check_options(
         ),
         (seed is not None and seed < 0, "--seed must be >= 0"),
         (workers < 1, "--workers must be at least 1"),
+        (synthetic and mask_ext is not None, "synthetic writes its own masks and takes no --mask-ext"),
+        (
+            mask_ext is not None and normal_extension(mask_ext) not in IMAGE_EXTENSIONS,
+            f"--mask-ext {mask_ext} is not an image extension; choose from {', '.join(sorted(IMAGE_EXTENSIONS))}",
+        ),
     ]
     for misused, message in misuses:
         if misused:
@@ -192,13 +203,14 @@ def _split_source(
     fractions: Sequence[float],
     seed: int,
     workers: int,
+    mask_ext: str | None,
 ) -> tuple[Split, list[Shape]]:
     """The split of an archive or folder, and the shape of every image, after checking all files."""
     if split == "official":
-        official = {key: isic_pairs(src, *ISIC2017_FOLDERS[key]) for key in SPLIT_KEYS}
+        official = {key: isic_pairs(src, *ISIC2017_FOLDERS[key], mask_ext) for key in SPLIT_KEYS}
         shapes = validate_pairs([pair for key in SPLIT_KEYS for pair in official[key]], workers)
         return {key: by_name(pairs) for key, pairs in official.items()}, shapes
-    pairs = PAIR_FINDERS[dataset](src)
+    pairs = PAIR_FINDERS[dataset](src, mask_ext)
     logger.info("found %d image/mask pairs in %s", len(pairs), src)
     if split == "paper":
         sizes = tuple(split_sizes or PAPER_SPLIT_SIZES[dataset])

@@ -8,10 +8,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
+from networks.files import is_nifti
 from prepare.errors import PrepareError, list_files
 from prepare.layouts import Pair
 
@@ -43,12 +45,30 @@ def strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
+def read_nifti(path: Path) -> Image.Image:
+    """The first plane of a 2D NIfTI file as a one-band image, rows and columns as the bundle
+    reads them (NIfTI's first axis is x, the width); reading all voxels exposes truncation."""
+    try:
+        data = np.squeeze(np.asanyarray(nib.load(str(path)).dataobj))
+    except Exception as exc:
+        raise PairProblem(UNREADABLE, f"{path} ({exc})") from exc
+    if data.ndim not in (2, 3):
+        raise PairProblem(UNREADABLE, f"{path} (shape {data.shape}: not a 2D image)")
+    plane = np.ascontiguousarray((data if data.ndim == 2 else data[..., 0]).T)
+    if np.issubdtype(plane.dtype, np.integer):
+        plane = plane.astype(np.uint8 if plane.min() >= 0 and plane.max() <= 255 else np.int32)
+    return Image.fromarray(plane if plane.dtype != np.float64 else plane.astype(np.float32))
+
+
 def read_image(path: Path) -> Image.Image:
-    """The fully decoded image at ``path``; decoding everything is what exposes truncated files."""
+    """The fully decoded image at ``path`` as viewers display it (its EXIF orientation applied,
+    as the bundle reads images and masks); decoding everything is what exposes truncated files."""
+    if is_nifti(path):
+        return read_nifti(path)
     try:
         with Image.open(path) as image:
             image.load()
-            return image
+            return ImageOps.exif_transpose(image)
     # PIL signals corrupt data with many exception types (OSError, SyntaxError,
     # struct.error, DecompressionBombError, ...): any of them makes the file unusable.
     except Exception as exc:
@@ -87,6 +107,8 @@ def check_pair(pair: Pair) -> tuple[int, int]:
     image, mask = read_image(pair.image), read_image(pair.label)
     if image.size != mask.size:
         detail = f"{pair.image} is {image.height}x{image.width}, {pair.label} is {mask.height}x{mask.width}"
+        if image.size == mask.size[::-1]:
+            detail += " as displayed: turn the mask as the image's EXIF orientation turns it"
         raise PairProblem(SIZE_MISMATCH, detail)
     require_binary(pair.label, mask)
     return image.height, image.width

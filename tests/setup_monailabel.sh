@@ -41,5 +41,7 @@ _lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 PY
 echo "import _torchvision_cpu_schemas" > "$site/_torchvision_cpu_schemas.pth"
-"$py" -c 'import torchvision.utils, monailabel.transform.post'
+# fire, from the project's dependencies above: `python -m monai.bundle` (MONAI Label's multi-GPU
+# training runs it under torchrun) needs it, and monailabel's own pins are not installed
+"$py" -c 'import torchvision.utils, monailabel.transform.post, fire'
 "$py" -c 'import monailabel, numpy, torch; print("monailabel", monailabel.__version__, "numpy", numpy.__version__, "torch", torch.__version__)'

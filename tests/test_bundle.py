@@ -126,6 +126,10 @@ def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_pa
     published = (copy / "models" / "model.pt").read_bytes()
     assert published != shipped and published == (tmp_path / "out" / "model.pt").read_bytes()
     assert [p.read_bytes() for p in (copy / "models" / "replaced").glob("model_*.pt")] == [shipped]
+    # the shipped exports hold the replaced weights: moved aside beside them, with how to rebuild them
+    assert sorted(p.suffix for p in (copy / "models").iterdir() if p.is_file()) == [".pt"]
+    assert sorted(p.suffix for p in (copy / "models" / "replaced").glob("model_*")) == [".onnx", ".pt", ".ts"]
+    assert "scripts/export_onnx.py" in (copy / "models" / "replaced" / "REBUILD.txt").read_text()
 
 
 def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
@@ -170,6 +174,17 @@ def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_pat
     with open(out / "dice_raw.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted(Path(r["filename"]).name for r in rows) == sorted(Path(c["image"]).name for c in test_cases)
+
+    # report.html: every image counted once in the histogram, the worst overlays shown lowest first
+    page = (out / "report.html").read_text()
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    counts = [int(n) for n in re.findall(r"<title>[0-9.]+-[0-9.]+: (\d+)</title>", svg)]
+    assert len(counts) == 20 and sum(counts) == len(test_cases)
+    shown = re.findall(r'<img src="([^"]+)"', page)
+    worst_first = sorted(rows, key=lambda r: float(r["mean"]))
+    assert shown == [f"{Path(r['filename']).stem}_overlay.jpg" for r in worst_first][: len(shown)] and shown
+    assert all((out / name).exists() for name in shown)
+    assert "ground truth" in page and "prediction" in page
 
 
 def write_odd_images(folder: Path, source: np.ndarray) -> dict[str, tuple]:
@@ -268,8 +283,9 @@ def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     broken.mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(broken / "fine.png")
     (broken / "broken.png").write_bytes(b"not a png")
-    proc = bundle("run", *INFER, "--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), *weights, check=False)
-    assert proc.returncode != 0 and "broken.png: not a readable image" in proc.stderr
+    stop = ["--on_unusable", "stop"]
+    proc = bundle("run", *INFER, "--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), *stop, *weights, check=False)
+    assert proc.returncode != 0 and f"error: files that are not images (1):\nerror:   {broken / 'broken.png'}" in proc.stderr
     assert not (tmp_path / "out").exists(), "nothing is written when an input is unreadable"
 
     empty = tmp_path / "empty"
@@ -280,8 +296,13 @@ def test_bad_inputs_fail_with_the_file_named(demo, trained, tmp_path):
     proc = bundle("run", *EVALUATE, "--dataset_dir", str(empty), *weights, check=False)
     assert proc.returncode != 0 and f"{empty / 'datalist.json'}: no such file" in proc.stderr
 
-    proc = bundle("run", *INFER, "--input_dir", str(demo / "images"), "--spatial_size", "48", *weights, check=False)
-    assert proc.returncode != 0 and "32" in proc.stderr
+    out = tmp_path / "out48"
+    size48 = ["--input_dir", str(demo / "images"), "--spatial_size", "48", "--output_dir", str(out)]
+    proc = bundle("run", *INFER, *size48, *weights, check=False)
+    last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert last.startswith("error: spatial_size 48: must be a positive multiple of 32"), last
+    assert not out.exists(), "nothing is written when a setting is refused"
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def test_kill_while_writing_keeps_the_previous_file(tmp_path):
         f"write_atomically({str(target)!r}, slow)\n"
     )
     proc = subprocess.Popen([PY, "-c", writer], cwd=BUNDLE, env=child_env())
-    partial = tmp_path / (PARTIAL_PREFIX + "model.pt")
+    partial = tmp_path / f"{PARTIAL_PREFIX}{proc.pid}-model.pt"
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -125,14 +125,15 @@ def test_monai_label_style_inference_gives_the_bundle_masks(lesions, bundle_mask
 
 def test_workflow_properties_before_the_data_exist_then_run(tmp_path, monkeypatch):
     """monai.bundle.create_workflow + check_properties on each config while its data folder
-    does not exist yet; the data are made afterwards and each workflow runs."""
+    does not exist yet, in a process whose current folder is not the bundle's (as a notebook's or
+    an application's); the data are made afterwards and each workflow runs."""
     import monai.data
     from monai.bundle import create_workflow
 
-    monkeypatch.chdir(BUNDLE)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the settings check installs the bundle's
     data, images = tmp_path / "data", tmp_path / "data" / "images"
-    small = {"spatial_size": 64, "batch_size": 4, "num_workers": 0, "device": "cpu"}
+    small = {"bundle_root": str(BUNDLE), "spatial_size": 64, "batch_size": 4, "num_workers": 0, "device": "cpu"}
     cases = {
         "train": ("train", dict(dataset_dir=str(data), output_dir=str(tmp_path / "train"), num_epochs=1, **small)),
         "inference": ("inference", dict(input_dir=str(images), output_dir=str(tmp_path / "pred"), **small)),
@@ -143,7 +144,10 @@ def test_workflow_properties_before_the_data_exist_then_run(tmp_path, monkeypatc
         warnings.simplefilter("ignore")  # MONAI's warning about parsing configs that run code
         for config, (workflow_type, settings) in cases.items():
             workflow = create_workflow(
-                workflow_type=workflow_type, config_file=f"configs/{config}.yaml", logging_file=False, **settings
+                workflow_type=workflow_type,
+                config_file=str(BUNDLE / "configs" / f"{config}.yaml"),
+                logging_file=False,
+                **settings,
             )
             assert workflow.check_properties() == [], config
             workflows[config] = workflow

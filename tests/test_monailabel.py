@@ -76,10 +76,12 @@ class Server:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 300
+    ) -> bytes:
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=300) as response:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as e:
             raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read()[:2000]!r}\n{self.log_tail()}") from e
@@ -228,3 +230,51 @@ def test_annotate_train_serve_loop(loop):
     assert done["status"] == "DONE", done["details"][-20:]
     replaced = sorted((bundle_dir / "models" / "replaced").glob("model_*.pt"))
     assert len(replaced) == 2 and published in [path.read_bytes() for path in replaced]
+
+
+def test_multi_gpu_training_publishes_from_rank_0_and_is_served(loop, tmp_path):
+    """MONAI Label's multi-GPU path, which a server with several GPUs takes by default: torchrun
+    over the monailabel_train.json it writes and multi_gpu_train.yaml, here two gloo processes on
+    the CPU. The run is recognised as MONAI Label's (its output folder, publishing), rank 0 alone
+    publishes, the exports of the replaced weights are moved aside, and the next /infer serves
+    the new weights."""
+    server, bundle_dir, masks, _ = loop
+    for image_id, mask in masks.items():  # as in the loop above; this test also runs alone
+        server.save_label(image_id, mask)
+    models = bundle_dir / "models"
+    served = (models / "model.pt").read_bytes()
+    replaced_before = set((models / "replaced").glob("model_*.pt"))
+
+    # run_sync: the server's process runs the task with the GPUs as given (a background task would
+    # ask torch for "all" of them and find none on a CPU); it answers when torchrun has ended
+    request = {"model": MODEL, "max_epochs": 2, "device": "cpu", "val_split": 0.25, "force_multi_gpu": True, "gpus": "0,1"}
+    headers = {"Content-Type": "application/json"}
+    server.request("POST", f"/train/{MODEL}?run_sync=true", json.dumps(request).encode(), headers, timeout=900)
+    assert "--nproc_per_node=2" in server.log.read_text(), "MONAI Label did not take its multi-GPU path"
+    published = (models / "model.pt").read_bytes()
+    assert published != served, f"nothing was published:\n{server.log_tail()}"
+    assert (bundle_dir / "runs" / "monailabel" / "model.pt").read_bytes() == published
+    kept = set((models / "replaced").glob("model_*.pt")) - replaced_before
+    assert [path.read_bytes() for path in kept] == [served], "one rank keeps the replaced weights, once"
+    assert not (models / "model.ts").exists() and not (models / "model.onnx").exists()
+    assert "ckpt_export" in (models / "replaced" / "REBUILD.txt").read_text()
+
+    first = next(iter(masks))
+    image = masks[first].parent.parent / "images" / masks[first].name
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / image.name).write_bytes(image.read_bytes())
+    (tmp_path / "model.pt").write_bytes(published)
+    infer = ["--config_file", str(bundle_dir / "configs" / "inference.yaml"), "--bundle_root", str(bundle_dir)]
+    infer += [
+        "--input_dir",
+        str(tmp_path / "in"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--ckpt_path",
+        str(tmp_path / "model.pt"),
+    ]
+    subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", *infer, "--num_workers", "0"], cwd=tmp_path, check=True, capture_output=True
+    )
+    expected = np.asarray(Image.open(tmp_path / "out" / f"{first}_mask.png"))
+    assert (server.infer(first) == expected).mean() > 0.999, "the next /infer does not serve the published weights"

@@ -88,7 +88,8 @@ def test_export_command_rebuilds_and_checks_the_model(tmp_path):
     assert out.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
     proc = run([PY, "scripts/export_onnx.py", "--output", str(tmp_path / "bad.onnx"), "--spatial_size", "48"], check=False)
-    assert proc.returncode == 1 and "multiple of 32" in proc.stderr
+    assert proc.returncode == 1 and "spatial_size must be a multiple of 32, got 48" in proc.stderr
+    assert not (tmp_path / "bad.onnx").exists()
     proc = run([PY, "scripts/export_onnx.py", "--ckpt_path", str(tmp_path / "missing.pt")], check=False)
     assert proc.returncode == 1 and "missing.pt: no such file" in proc.stderr
 
@@ -167,8 +168,9 @@ def test_onnx_segment_refuses_bad_inputs_as_the_bundle_does(tmp_path, without_to
     broken.mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(broken / "fine.png")
     (broken / "broken.png").write_bytes(b"not a png")
-    proc = onnx_segment("--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), env=without_torch, check=False)
-    assert proc.returncode == 1 and "broken.png: not a readable image" in proc.stderr
+    stop = ("--on_unusable", "stop")
+    proc = onnx_segment("--input_dir", str(broken), "--output_dir", str(tmp_path / "out"), *stop, env=without_torch, check=False)
+    assert proc.returncode == 1 and f"files that are not images (1):\n  {broken / 'broken.png'}" in proc.stderr
     assert not (tmp_path / "out").exists(), "nothing is written when an input is unreadable"
 
     empty = tmp_path / "empty"

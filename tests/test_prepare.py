@@ -526,3 +526,100 @@ def test_help_documents_layouts_splits_and_paths(capsys):
         "sorted file-name order",
     ):
         assert fragment in text
+
+
+# ---------------------------------------------------------------- copies in other layouts
+
+
+def save_side_by_side(path: Path, mask: np.ndarray, image: np.ndarray) -> Path:
+    """One file with the mask (grey, as RGB) in the left half and the photograph in the right half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    combined = np.concatenate([np.repeat(mask[..., None], 3, axis=2), image], axis=1)
+    Image.fromarray(combined).save(path, quality=90)
+    return path
+
+
+def test_side_by_side_copy_unpacks_to_the_layout_of_the_isic2018_command(tmp_path, capsys):
+    from prepare.side_by_side import main as unpack
+
+    masks, images = {}, {}
+    src = tmp_path / "copy"
+    # The copy's own train/valid/test folders are not the paper's split: every case is pooled.
+    for folder, numbers in {"train_cleaned": [30, 10], "valid": [40], "test": [20]}.items():
+        for number in numbers:
+            mask = np.zeros((16, 24), np.uint8)
+            mask[4:12, 6 : 6 + number // 5] = 255
+            masks[number], images[number] = mask, np.full((16, 24, 3), number * 5, np.uint8)
+            save_side_by_side(src / folder / f"{isic_id(number)}_0.jpg", mask, images[number])
+    official = tmp_path / "official"
+    assert unpack(["--src", str(src), "--out", str(official)]) == 0
+    for number, mask in masks.items():
+        written = np.asarray(Image.open(official / ISIC2018[1] / f"{isic_id(number)}_segmentation.png"))
+        assert set(np.unique(written)) <= {0, 255}
+        assert (written == mask).mean() > 0.98  # JPEG ringing at the edges is thresholded away
+        photo = np.asarray(Image.open(official / ISIC2018[0] / f"{isic_id(number)}.png"))
+        assert photo.shape == (16, 24, 3) and np.abs(photo.astype(int) - images[number]).max() <= 3
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert run(capsys, "isic2018", "--src", official, "--out", out, "--split-sizes", 2, 1, 1)[0] == 0
+    datalist = read_datalist(out)
+    folder = (official / ISIC2018[0]).resolve()
+    assert members(datalist, "training", out) == [folder / f"{isic_id(n)}.png" for n in (10, 20)]
+    assert members(datalist, "test", out) == [folder / f"{isic_id(40)}.png"]
+
+
+def test_side_by_side_names_every_bad_file_and_writes_nothing(tmp_path, capsys):
+    from prepare.side_by_side import main as unpack
+
+    src = tmp_path / "copy"
+    save_side_by_side(src / "train" / f"{isic_id(1)}_0.jpg", np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8))
+    good = save_side_by_side(src / "train" / f"{isic_id(2)}_0.jpg", np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8))
+    (src / "train" / f"{isic_id(3)}_0.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    Image.new("RGB", (9, 8)).save(src / "train" / f"{isic_id(4)}_0.png")
+    (src / "train" / f"{isic_id(5)}_0.jpg").write_text("not an image")
+    out = tmp_path / "official"
+    assert unpack(["--src", str(src), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "3 of 5 side-by-side files are unusable" in err
+    for number in (3, 4, 5):
+        assert f"{isic_id(number)}_0" in err
+    assert snapshot(out) in (None, {})
+    # The same id in two folders is refused before any decoding.
+    save_side_by_side(src / "valid" / f"{isic_id(1)}_0.jpg", np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8))
+    assert unpack(["--src", str(src), "--out", str(out)]) == 1
+    assert "ISIC ids found in several files" in capsys.readouterr().err
+
+
+def test_ph2_copy_with_two_formats_of_each_mask_needs_mask_ext(tmp_path, capsys):
+    top = make_ph2(tmp_path, [1, 2])
+    for number in (1, 2):
+        lesion = top / "PH2 Dataset images" / f"IMD{number:03d}" / f"IMD{number:03d}_lesion"
+        Image.open(lesion / f"IMD{number:03d}_lesion.bmp").save(lesion / f"IMD{number:03d}_lesion.jpg")
+    out = tmp_path / "out"
+    err = assert_refused(capsys, out, "ph2", "--src", top, "--split-sizes", 0, 0, 2, names=("--mask-ext .bmp",))
+    assert ".jpg" in err
+    assert run(capsys, "ph2", "--src", top, "--out", out, "--split-sizes", 0, 0, 2, "--mask-ext", "BMP")[0] == 0
+    assert [entry["label"][-4:] for entry in read_datalist(out)["test"]] == [".bmp", ".bmp"]
+    assert_refused(capsys, tmp_path / "out2", "ph2", "--src", top, "--mask-ext", "txt", names=("--mask-ext txt",))
+
+
+def test_folder_of_nifti_images_and_masks_is_read_as_the_bundle_reads_it(tmp_path, capsys):
+    import nibabel as nib
+
+    affine = np.eye(4)
+    for name in ("a", "b", "c"):
+        # NIfTI's first axis is x: a 10-wide, 8-high image is stored (10, 8)
+        image = np.random.default_rng(0).integers(0, 4096, (WIDTH, HEIGHT), dtype=np.int16)
+        mask = np.zeros((WIDTH, HEIGHT), np.uint8)
+        mask[2:6, 3:5] = 1
+        (tmp_path / "src" / "images").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / "masks").mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(image, affine), tmp_path / "src" / "images" / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(mask, affine), tmp_path / "src" / "masks" / f"{name}_mask.nii.gz")
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "folder", "--src", tmp_path / "src", "--out", out, "--fractions", 1, 0, 0)
+    assert code == 0 and f"smallest {HEIGHT}x{WIDTH}" in stdout
+    assert [Path(e["label"]).name for e in read_datalist(out)["training"]] == ["a_mask.nii.gz", "b_mask.nii.gz", "c_mask.nii.gz"]
+    # a NIfTI mask that is not binary is refused like any other
+    nib.save(nib.Nifti1Image(np.full((WIDTH, HEIGHT), 7, np.uint8), affine), tmp_path / "src" / "masks" / "b_mask.nii.gz")
+    assert_refused(capsys, tmp_path / "out2", "folder", "--src", tmp_path / "src", names=("b_mask.nii.gz", "not binary"))

@@ -28,8 +28,8 @@ import yaml
 from commands import BUNDLE, EVALUATE, INFER, SMALL, TRAIN, bundle, child_env
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
-from scripts import settings, settings_table
-from scripts.errors import SettingsError, real_error
+from scripts import setting_keys, setting_types, settings, settings_table
+from scripts.errors import real_error
 
 MULTI = ["--config_file", "['configs/train.yaml','configs/multi_gpu_train.yaml']"]
 
@@ -49,18 +49,18 @@ def last_line(text: str) -> str:
 
 
 def test_readme_table_is_generated_from_the_configs():
-    readme = settings.README.read_text()
+    readme = setting_keys.SETTINGS_PAGE.read_text()
     assert settings_table.readme_with_table(readme) == readme, "run `python -m scripts.settings_table` in bundle/"
 
 
 def test_every_documented_setting_has_a_meaning_and_is_a_key_of_its_config():
     for name in ("train", "evaluate", "inference"):
-        documented = settings.documented_settings(name)
+        documented = settings_table.documented_settings(name)
         assert {"bundle_root", "output_dir", "ckpt_path", "num_classes", "spatial_size", "device"} <= set(documented)
-        assert set(documented) <= settings.config_keys(name)
+        assert set(documented) <= setting_keys.config_keys(name)
     table = settings_table.settings_table()
     for name in ("train", "evaluate", "inference"):
-        for key in settings.documented_settings(name):
+        for key in settings_table.documented_settings(name):
             row = next(line for line in table.splitlines() if line.startswith(f"| `{key}` |"))
             assert row.split(" | ")[1].strip(), f"{key}: no meaning (the comment after the key in configs/{name}.yaml)"
 
@@ -68,16 +68,17 @@ def test_every_documented_setting_has_a_meaning_and_is_a_key_of_its_config():
 def test_known_keys_come_from_the_configs(tmp_path, monkeypatch):
     """A key added to a config is a setting at once; nothing lists the keys by hand."""
     configs = tmp_path / "configs"
-    shutil.copytree(settings.CONFIG_DIR, configs)
+    shutil.copytree(setting_keys.CONFIG_DIR, configs)
     text = (configs / "train.yaml").read_text().replace("num_epochs: 300", "num_epochs: 300\nwarmup_epochs: 5  # new")
     (configs / "train.yaml").write_text(text)
-    monkeypatch.setattr(settings, "CONFIG_DIR", configs)
-    assert settings.unknown_key_problems({"warmup_epochs"}, ["train"]) == []
-    assert "warmup_epochs" in settings.documented_settings("train")
-    (problem,) = settings.unknown_key_problems({"warmup_epoch"}, ["train"])
+    monkeypatch.setattr(setting_keys, "CONFIG_DIR", configs)
+    monkeypatch.setattr(settings_table, "CONFIG_DIR", configs)
+    assert setting_keys.unknown_key_problems({"warmup_epochs"}, ["train"]) == []
+    assert "warmup_epochs" in settings_table.documented_settings("train")
+    (problem,) = setting_keys.unknown_key_problems({"warmup_epoch"}, ["train"])
     assert problem.startswith("warmup_epoch: no such setting in configs/train.yaml; did you mean warmup_epochs")
     # nested ids of another config count as their top-level key
-    assert {"train", "validate", "network", "initialize"} <= settings.config_keys("multi_gpu_train")
+    assert {"train", "validate", "network", "initialize"} <= setting_keys.config_keys("multi_gpu_train")
 
 
 # ---- through `python -m monai.bundle run` ----
@@ -274,7 +275,7 @@ ACCEPTED = {
 def accepted_command(name: str, files: dict[str, Path], out: Path) -> list[str]:
     """`run initialize` (the configs' check and nothing more) with every documented setting and nested overrides."""
     config, nested = ACCEPTED[name]
-    documented = settings.documented_settings("train" if name == "multi_gpu_train" else name)
+    documented = settings_table.documented_settings("train" if name == "multi_gpu_train" else name)
     values = {
         "dataset_dir": str(files["demo"]),
         "output_dir": str(out),
@@ -320,7 +321,7 @@ def typed_forms(key: str, default: object) -> list[str]:
     if isinstance(default, bool):
         return ["true", "false"]
     forms = ["null"] if default is None else [str(default)]
-    if key in settings.NULLABLE and default is not None:
+    if key in setting_types.NULLABLE and default is not None:
         forms.append("null")
     return forms
 
@@ -328,14 +329,14 @@ def typed_forms(key: str, default: object) -> list[str]:
 def typed_alone_cases() -> list[tuple[str, str, str]]:
     """(config, key, typed value) for every key of every config's settings block."""
     cases = []
-    for name in settings.config_names():
-        documented = settings.documented_settings(name)
+    for name in setting_keys.config_names():
+        documented = settings_table.documented_settings(name)
         if not documented:
             continue
         parser = monai.bundle.ConfigParser()
         parser.read_config(str(BUNDLE / "configs" / f"{name}.yaml"))
         cwd = os.getcwd()
-        os.chdir(BUNDLE)  # macros name other configs relative to the bundle
+        os.chdir(BUNDLE)  # the defaults as the bundle root sees them (relative paths)
         try:
             defaults = {key: parser.get_parsed_content(key) for key in documented}
         finally:
@@ -379,7 +380,8 @@ def test_each_documented_setting_typed_alone_runs_or_is_refused_by_name(bundle_c
     except Exception as raised:
         error = real_error(raised)
     if error is not None:  # refused: by the settings check, naming the key typed
-        assert isinstance(error, SettingsError), f"--{key} {typed}: {type(error).__name__}: {error}"
+        # the copy's own SettingsError: its initialize imports the copy's scripts in place of the repository's
+        assert isinstance(error, sys.modules["scripts.errors"].SettingsError), f"--{key} {typed}: {type(error).__name__}: {error}"
         assert str(error).startswith(f"{key} "), f"--{key} {typed}: the message names another key: {error}"
 
 
@@ -405,3 +407,15 @@ def test_the_device_typed_alone_trains(files, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.pt").exists()
+
+
+def test_the_running_config_is_found_from_its_own_expression():
+    """MONAI gives a config expression no handle to its parser; scripts.settings finds it on the
+    call stack. If a MONAI release evaluates expressions outside ConfigParser's methods, this
+    fails here rather than inside every bundle run."""
+    parser = monai.bundle.ConfigParser(
+        {"probe": "$scripts.settings.running_config()"}, globals={"scripts": sys.modules["scripts"]}
+    )
+    assert parser.get_parsed_content("probe") is parser
+    with pytest.raises(RuntimeError, match="no ConfigParser on the call stack"):
+        settings.running_config()

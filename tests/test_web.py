@@ -261,3 +261,20 @@ def test_page_says_which_files_are_not_images(page, tmp_path):
         state = segment_in_page(page, path)
         assert state["status"].startswith(f"error: {path.name} is not an image"), state["status"]
         assert state["src"] == "", "no mask is shown for a file that is not an image"
+
+
+def test_page_segments_each_exif_orientation_as_displayed(page, tmp_path):
+    """A phone photo with each EXIF orientation 1-8: the page's mask has the displayed size and
+    agrees with the bundle's mask of the same file, which is also written as displayed."""
+    from photos import orientation_folder
+
+    files = orientation_folder(tmp_path / "in")
+    bundle("run", *INFER, "--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "torch"), "--num_workers", "0")
+    upright = np.asarray(Image.open(tmp_path / "torch" / f"{files[1].stem}_mask.png"))
+    for orientation, path in files.items():
+        state = segment_in_page(page, path)
+        assert state["status"] == "done", f"{path.name}: {state['status']}"
+        ours = data_url_image(state["src"])
+        theirs = np.asarray(Image.open(tmp_path / "torch" / f"{path.stem}_mask.png"))
+        assert ours.shape == theirs.shape == upright.shape, (orientation, ours.shape, theirs.shape)
+        assert (ours == theirs).mean() >= 0.99, orientation

@@ -31,6 +31,26 @@ from .nonfinite import require_finite
 logger = logging.getLogger(__name__)
 
 _LATEST = re.compile(r"checkpoint_epoch=(\d+)\.pt")
+# files exported from the published weights (TorchScript, ONNX), which a publish makes stale
+EXPORT_SUFFIXES = (".ts", ".onnx")
+REBUILD_NOTE = "REBUILD.txt"
+REBUILD_TEXT = """{models}/{weights} now holds weights published by a training run. The files exported from the
+weights it replaced no longer match it, so they were moved here: {moved}.
+Export them again from the new weights, in the bundle folder:
+
+  python -m monai.bundle ckpt_export network_def --filepath {models}/model.ts --ckpt_file {models}/{weights} \\
+      --meta_file configs/metadata.json --config_file configs/inference.yaml
+  python scripts/export_onnx.py --ckpt_path {models}/{weights} --output {models}/model.onnx   # needs onnx, onnxscript, onnxruntime
+"""
+
+
+def _kept_name(path: Path, stamp: str) -> Path:
+    """``replaced/<stem>_<stamp><suffix>`` beside ``path``, numbered if that name is taken."""
+    return next(
+        name
+        for n in itertools.count(1)
+        if not (name := path.parent / "replaced" / f"{path.stem}_{stamp}{f'_{n}' if n > 1 else ''}{path.suffix}").exists()
+    )
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -157,18 +177,39 @@ class BestWeightsSaver:
             self._publish(weights)
 
     def _publish(self, weights: dict[str, torch.Tensor]) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
         if not self._kept_replaced and self.publish_path.is_file():
-            stamp, path = time.strftime("%Y%m%d-%H%M%S"), self.publish_path
-            kept = next(
-                name
-                for n in itertools.count(1)
-                if not (name := path.parent / "replaced" / f"{path.stem}_{stamp}{f'_{n}' if n > 1 else ''}{path.suffix}").exists()
-            )
+            kept = _kept_name(self.publish_path, stamp)
             write_atomically(kept, lambda partial: shutil.copy2(self.publish_path, partial))
             logger.info("kept the weights %s served until now as %s", self.publish_path, kept)
         self._kept_replaced = True
+        self._move_exports_aside(stamp)
         write_atomically(self.publish_path, lambda partial: torch.save(weights, partial))
         logger.info("published the weights of epoch %d as %s", self.best_epoch, self.publish_path)
+
+    def _move_exports_aside(self, stamp: str) -> None:
+        """Moves the files exported from the weights being replaced (``model.ts``, ``model.onnx``
+        beside ``model.pt``) to ``replaced/``, with a note on how to export them again.
+
+        They are moved, not exported again: a run publishes at each new best, the ONNX export
+        needs packages that a training environment (MONAI Label's) may lack, and the note's two
+        commands rebuild both from the weights the run ends with.
+        """
+        moved = []
+        for suffix in EXPORT_SUFFIXES:
+            export = self.publish_path.with_suffix(suffix)
+            if export.is_file():
+                target = _kept_name(export, stamp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                export.replace(target)
+                moved.append(target.name)
+        if not moved:
+            return
+        folder = self.publish_path.parent
+        note = folder / "replaced" / REBUILD_NOTE
+        text = REBUILD_TEXT.format(weights=self.publish_path.name, moved=", ".join(moved), models=folder.name)
+        write_atomically(note, lambda partial: Path(partial).write_text(text))
+        logger.info("moved %s aside (%s says how to export them again)", ", ".join(moved), note)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_metric": self.best_metric, "best_epoch": self.best_epoch}

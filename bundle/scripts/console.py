@@ -1,4 +1,5 @@
-"""What training shows on the console: a progress bar on a terminal, one log line per epoch.
+"""What runs show on the console: a progress bar on a terminal, one log line per training
+epoch, one summary line at the end of inference and evaluation.
 
 Per-iteration values go to TensorBoard only, so a log sent to a file or a pipe holds one
 line per epoch (and the validation lines) instead of a line per iteration or progress-bar
@@ -10,13 +11,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
+from pathlib import Path
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 from monai.handlers import from_engine
+
+from .image_files import ImageFolder
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,40 @@ class TerminalProgressBar(ProgressBar):
         if self.output_transform is not None:
             kwargs.setdefault("output_transform", lambda output: {self.output_name: self.output_transform(output)})
         super().attach(engine, *args, **kwargs)
+
+
+class RunSummary:
+    """Ends an inference or evaluation run with one log line: how many masks were written where,
+    how many files were skipped, and the time.
+
+    Attach it after the handler that writes the masks, so that the line follows the last file.
+
+    Args:
+        output_dir: where the masks are written.
+        data: the datalist the run segments (one mask per item).
+        images: the folder ``data`` was listed from; its skipped files are then counted and
+            listed in ``output_dir/skipped.txt``.
+    """
+
+    def __init__(self, output_dir: str | Path, data: Sized, images: ImageFolder | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.data = data
+        self.images = images
+        self._start = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.COMPLETED, self._completed)
+
+    def _started(self, engine: Engine) -> None:
+        self._start = time.perf_counter()
+
+    def _completed(self, engine: Engine) -> None:
+        seconds = time.perf_counter() - self._start
+        if self.images is None:
+            logger.info("wrote %d masks to %s in %.1f s; skipped none", len(self.data), self.output_dir, seconds)
+        else:
+            self.images.finish(self.output_dir, len(self.data), seconds)
 
 
 class EpochLog:

@@ -13,15 +13,23 @@ from monai.data import load_decathlon_datalist
 from torch.utils.data import RandomSampler, Sampler
 
 from .errors import SettingsError
+from .image_files import find_unusable, unusable_message
 
 logger = logging.getLogger(__name__)
 
 
-def load_split(dataset_dir: str | Path, key: str) -> list[dict[str, str]]:
+def load_split(dataset_dir: str | Path, key: str, decode: bool = False) -> list[dict[str, str]]:
     """The ``key`` split of ``dataset_dir/datalist.json``, with absolute paths.
 
+    Args:
+        dataset_dir: a folder made by ``python -m prepare``.
+        key: the split.
+        decode: decode every listed file now, so that all unusable ones are named before any
+            work (``prepare`` decoded them once; this finds files changed since).
+
     Raises:
-        SettingsError: no datalist.json, the split is absent or empty, or a listed file is missing.
+        SettingsError: no datalist.json, the split is absent or empty, a listed file is
+            missing, or (``decode``) some cannot be read.
     """
     path = Path(dataset_dir) / "datalist.json"
     if not path.is_file():
@@ -38,6 +46,11 @@ def load_split(dataset_dir: str | Path, key: str) -> list[dict[str, str]]:
     missing = [f for item in items for f in item.values() if isinstance(f, str) and not Path(f).is_file()]
     if missing:
         raise SettingsError(f"{path}: {len(missing)} listed files are missing, e.g. {missing[0]}")
+    if decode:
+        files = [Path(f) for item in items for f in item.values() if isinstance(f, str)]
+        unusable = find_unusable(files)
+        if unusable:
+            raise SettingsError(unusable_message(unusable, len(files), f"the '{key}' split of {path}"))
     logger.info("%s: %d cases in '%s'", path, len(items), key)
     return items
 

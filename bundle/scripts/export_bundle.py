@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +24,16 @@ BUNDLE_DIR = Path(__file__).resolve().parents[1]
 NETWORKS_DIR = BUNDLE_DIR.parent / "networks"
 # outputs of the demo commands, caches, and this script (it needs the repository around it)
 EXCLUDED = ("data", "runs", "eval", "predictions", "__pycache__", "*.pyc", ".gitignore", "export_bundle.py")
+
+
+# a Markdown link whose target climbs out of bundle/docs/ past the bundle root: `[text](../../x)`
+_LINK_OUT = re.compile(r"\[([^\]]+)\]\(\.\./\.\./([^)#\s]+)(#[^)\s]*)?\)")
+
+
+def standalone_links(markdown: str) -> str:
+    """``markdown`` of ``docs/`` with each link into the repository outside the bundle written as
+    plain text naming the file, since the standalone bundle does not hold those files."""
+    return _LINK_OUT.sub(lambda m: f"{m[1]} (`{m[2]}` in the ultralight-vmunet repository)", markdown)
 
 
 def export_bundle(out: Path, overwrite: bool = False) -> tuple[Path, Path]:
@@ -40,6 +51,8 @@ def export_bundle(out: Path, overwrite: bool = False) -> tuple[Path, Path]:
     if missing:
         raise FileNotFoundError(f"{BUNDLE_DIR}: missing {', '.join(missing)}")
     shutil.copytree(BUNDLE_DIR, folder, ignore=shutil.ignore_patterns(*EXCLUDED))
+    for page in (folder / "docs").glob("*.md"):
+        page.write_text(standalone_links(page.read_text()))
     shutil.copytree(NETWORKS_DIR, folder / "networks", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     archive = Path(shutil.make_archive(str(out / BUNDLE_NAME), "zip", root_dir=out, base_dir=BUNDLE_NAME))
     logger.info("wrote %s and %s", folder, archive)

@@ -14,29 +14,25 @@ from monai.transforms import LoadImage, MapTransform
 from PIL import Image
 
 # listing and checking input files needs neither torch nor MONAI (scripts/onnx_segment.py)
+from networks.files import is_nifti, stem
+
 from .image_files import (
-    NIFTI_SUFFIXES,
-    RASTER_SUFFIXES,
-    check_readable,
-    image_suffix,
-    is_nifti,
-    list_images,
+    ImageFolder,
+    display_oriented,
+    display_size,
     pil_to_supported_mode,
     shrink_on_load,
-    stem,
 )
 
 __all__ = [
-    "NIFTI_SUFFIXES",
-    "RASTER_SUFFIXES",
     "As2DChannelsd",
+    "ImageFolder",
     "KeepFileNamed",
     "ShrinkOnLoad",
     "SourceLabelsd",
-    "check_readable",
-    "image_suffix",
+    "display_oriented",
+    "display_size",
     "is_nifti",
-    "list_images",
     "pil_to_supported_mode",
     "shrink_on_load",
     "source_size",
@@ -63,12 +59,11 @@ class ShrinkOnLoad:
 
 def source_size(path: str | Path) -> tuple[int, ...]:
     """The spatial shape of the image in ``path`` in MONAI's layout, as the readers give it with
-    their default indexing, from its header alone: (W, H) for raster images, the data shape
-    (X, Y) or (X, Y, 1) for NIfTI."""
+    their default indexing, from its header alone: (W, H) as displayed (EXIF orientation
+    applied) for raster images, the data shape (X, Y) or (X, Y, 1) for NIfTI."""
     if is_nifti(path):
         return tuple(nib.load(str(path)).shape)
-    with Image.open(path) as image:
-        return image.width, image.height
+    return display_size(path)
 
 
 class As2DChannelsd(MapTransform):
@@ -106,7 +101,7 @@ class As2DChannelsd(MapTransform):
         elif channels != self.num_channels:
             raise ValueError(f"{source}: {channels} channels, cannot make {self.num_channels}")
         # contiguous: loaded images come with channels-last strides, on which the min-max
-        # scaling's reductions were 10x slower
+        # scaling's reductions run many times slower
         return image.float().contiguous()
 
 
@@ -128,7 +123,8 @@ class KeepFileNamed(MapTransform):
 
 class SourceLabelsd(MapTransform):
     """Ground-truth masks read again from their files, as label maps like the predictions of
-    :class:`scripts.resampling.SourceSizeLabelsd`: (W, H) uint8 at the file's own size.
+    :class:`scripts.resampling.SourceSizeLabelsd`: (W, H) uint8 at the file's own size, as
+    displayed (EXIF orientation applied, as the configs read masks).
 
     Binary: 255 where the stored value is above 0.5 (0/1 and 0/255 masks alike), else 0; with
     several classes the stored class indices. The file is ``meta["filename_or_obj"]`` of each
@@ -142,7 +138,8 @@ class SourceLabelsd(MapTransform):
     def __init__(self, keys: KeysCollection, binary: bool = True) -> None:
         super().__init__(keys)
         self.binary = binary
-        self.load = LoadImage(reader=[NibabelReader(), PILReader()], image_only=True, ensure_channel_first=True)
+        readers = [NibabelReader(), PILReader(converter=display_oriented)]
+        self.load = LoadImage(reader=readers, image_only=True, ensure_channel_first=True)
         self.one_channel = As2DChannelsd(keys=keys, num_channels=1)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

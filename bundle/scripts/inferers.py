@@ -16,11 +16,11 @@ def place(network: torch.nn.Module, device: torch.device | str, channels_last: b
     convolutions' weights in channels-last order, so that its activations follow in that order.
 
     In eager mode oneDNN's convolutions and PyTorch's GroupNorm run this network faster on
-    channels-last tensors on the CPU: 0.071 against 0.098 s for a batch of 8 and 0.259 against
-    0.349 s per training step on a 2-core CPU (``bench/bench_speed.py --compile``). Under
-    torch.compile it was slower (0.081 against 0.064 s), hence ``channels_last=False`` for a
-    network that will be compiled. Outputs move by float rounding (about 1e-4 in the logits).
-    Other devices keep PyTorch's default order (not measured there).
+    channels-last tensors on the CPU, at inference and per training step. Under torch.compile
+    the default order is the faster one, hence ``channels_last=False`` for a network that will
+    be compiled (``bench/bench_speed.py --compile`` times all four; figures in
+    docs/benchmarks.md). Outputs move by float rounding (about 1e-4 in the logits). Other
+    devices keep PyTorch's default order, which is not timed there.
     """
     device = torch.device(device)
     network = network.to(device)
@@ -32,7 +32,7 @@ class PlainTensorInferer(SimpleInferer):
     the CPU runs parts of the batch side by side.
 
     Batches of MONAI's loaders are ``MetaTensor``s: every operation inside the network would
-    then also carry and split the batch's metadata, which on a CPU took as long as the
+    then also carry and split the batch's metadata, which on a CPU costs as much as the
     arithmetic of this small network. The metadata stays on the batch for the writers.
 
     Lanes: on the CPU, without gradients, the batch is split into ``cpu_lanes`` parts (at most
@@ -40,10 +40,9 @@ class PlainTensorInferer(SimpleInferer):
     its own with an equal share of torch's threads, and the outputs are concatenated. This
     network's layers are too small to keep several cores busy inside one pass: each operator's
     threads meet at its end, and wait there for any that the decoding workers or the writer
-    held up. On a 2-core CPU two one-thread lanes alone ran about as fast as one pass (11.2
-    against 11.8 ms per image at batch 8), and ``configs/inference.yaml``'s whole run over 200
-    images, beside the workers and the writer, took 19.6 against 25.2 ms per image with
-    ``cpu_lanes`` 1 (``bench/bench_pipeline.py --sections inference``). Other devices, gradients, autocast and
+    held up. Alone, one-thread lanes run about as fast as one pass; beside the workers and the
+    writer, where a core is often taken, lanes are faster (``bench/bench_pipeline.py --sections
+    inference`` times both; figures in docs/benchmarks.md). Other devices, gradients, autocast and
     ``DistributedDataParallel`` (whose forward may talk to the other processes) get one pass.
     Each image's output is the same as in one pass, up to float rounding.
 

@@ -3,13 +3,15 @@
 
     python scripts/onnx_segment.py --input_dir DIR --output_dir DIR [--model models/model.onnx]
 
-Run from the bundle root. It reads, lists, refuses and writes files as
-``configs/inference.yaml`` does (same file types, same error messages, same outputs at the
-ORIGINAL size: ``<stem><mask_suffix>.png`` 0/255, class indices when the model has several
-classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine; ``<stem>_overlay.jpg``),
-and processes each image as that config does:
+Runs from any folder; the model defaults to the bundle's own ``models/model.onnx``. It reads,
+lists, refuses and writes files as ``configs/inference.yaml`` does (same file types, the same
+up-front decoding of every file and ``--on_unusable``, same outputs at the ORIGINAL size in
+display orientation: ``<stem><mask_suffix>.png`` 0/255, class indices when the model has
+several classes, or ``<stem><mask_suffix>.nii.gz`` with the input's affine;
+``<stem>_overlay.jpg``; each written atomically), and processes each image as that config does:
 
-1. read: Pillow (palette, 1-bit and CMYK images converted as ``pil_to_supported_mode``; large
+1. read: Pillow, turned by the EXIF orientation as viewers display it (palette, 1-bit and CMYK
+   images converted as ``pil_to_supported_mode``; large
    8-bit images decoded at a reduced scale that keeps both sides >= the model's size, as
    ``shrink_on_load``) as (channels, height, width); NIfTI as its data array (X, Y) or (X, Y, 1), transposed to
    (Y, X) as the config transposes MONAI's (X, Y) layout for the network;
@@ -33,18 +35,28 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-from image_files import (  # scripts/, beside this file
+from PIL import Image
+
+BUNDLE_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(BUNDLE_DIR))  # the bundle's `scripts` package; these modules need no PyTorch
+
+from scripts.atomic import write_atomically  # noqa: E402
+from scripts.errors import WriteError  # noqa: E402
+from scripts.image_files import (  # noqa: E402
+    ON_UNUSABLE,
     OVERLAY_SAVE_OPTIONS,
+    TRANSPOSING_ORIENTATIONS,
+    ImageFolder,
     draw_contours,
     is_nifti,
-    list_images,
+    orientation,
     overlay_size,
     shrink_on_load,
     stem,
 )
-from PIL import Image
 
 logger = logging.getLogger("onnx_segment")
+DEFAULT_MODEL = BUNDLE_DIR / "models" / "model.onnx"
 
 
 def read_image(path: Path, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -58,7 +70,8 @@ def read_image(path: Path, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
             data = np.swapaxes(np.asanyarray(nibabel.load(str(path)).dataobj), 0, 1)[None]
         else:
             with Image.open(path) as image:
-                original = (image.height, image.width)
+                turned = orientation(image) in TRANSPOSING_ORIENTATIONS
+                original = (image.width, image.height) if turned else (image.height, image.width)
                 data = np.asarray(shrink_on_load(image, min_size))
             data = data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)
     except Exception as error:  # the library's message follows the file name
@@ -154,7 +167,8 @@ def write_outputs(
     overlay_max_size: int = 1024,
 ) -> None:
     """``<stem><mask_suffix>.png`` (or ``.nii.gz`` for NIfTI sources) from (H, W) labels
-    (binary masks hold 0/255) and, unless ``overlay_max_size`` is 0, ``<stem>_overlay.jpg``."""
+    (binary masks hold 0/255) and, unless ``overlay_max_size`` is 0, ``<stem>_overlay.jpg``;
+    each appears under its name only once complete."""
     name = stem(source)
     mask_values = labels * np.uint8(255) if binary else labels
     if is_nifti(source):
@@ -163,11 +177,13 @@ def write_outputs(
         original = nibabel.load(str(source))
         mask = nibabel.Nifti1Image(mask_values.T.reshape(original.shape), original.affine, original.header)
         mask.set_data_dtype(np.uint8)
-        nibabel.save(mask, str(output_dir / f"{name}{mask_suffix}.nii.gz"))
+        write_atomically(output_dir / f"{name}{mask_suffix}.nii.gz", lambda path: nibabel.save(mask, str(path)))
     else:
-        Image.fromarray(mask_values).save(output_dir / f"{name}{mask_suffix}.png")
+        picture = Image.fromarray(mask_values)
+        write_atomically(output_dir / f"{name}{mask_suffix}.png", lambda path: picture.save(path, format="PNG"))
     if overlay_max_size > 0:
-        Image.fromarray(overlay(labels, view, overlay_max_size)).save(output_dir / f"{name}_overlay.jpg", **OVERLAY_SAVE_OPTIONS)
+        drawn = Image.fromarray(overlay(labels, view, overlay_max_size))
+        write_atomically(output_dir / f"{name}_overlay.jpg", lambda path: drawn.save(path, **OVERLAY_SAVE_OPTIONS))
 
 
 def segment_folder(
@@ -178,43 +194,64 @@ def segment_folder(
     threads: int = 0,
     mask_suffix: str = "_mask",
     overlay_max_size: int = 1024,
-) -> int:
-    """Segments every image in ``input_dir`` into ``output_dir``; returns how many. Every input
-    is checked before anything is written."""
-    files = [Path(item["image"]) for item in list_images(input_dir)]
+    on_unusable: str = "skip",
+) -> None:
+    """Segments every usable image in ``input_dir`` into ``output_dir`` and logs the summary line.
+    Every input is decoded before anything is written (:class:`scripts.image_files.ImageFolder`).
+
+    Raises:
+        UnusableImages: files were unusable (``on_unusable`` ``"stop"``: before any work;
+            ``"skip"``: at the end, after the others were segmented).
+    """
+    start = time.perf_counter()
+    folder = ImageFolder(input_dir, on_unusable)
+    files = [Path(item["image"]) for item in folder.datalist()]
     segmenter = Segmenter(model, threads)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(files), batch_size):
-        sources = files[start : start + batch_size]
+    for first in range(0, len(files), batch_size):
+        sources = files[first : first + batch_size]
         results = segmenter.labels([read_image(path, min(segmenter.size)) for path in sources])
         for source, (labels, view) in zip(sources, results):
             write_outputs(source, labels, view, output_dir, segmenter.binary, mask_suffix, overlay_max_size)
-    return len(files)
+    folder.finish(output_dir, len(files), time.perf_counter() - start)
+    folder.require_none_skipped(output_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input_dir", type=Path, required=True, help="folder of images (not searched recursively)")
     parser.add_argument("--output_dir", type=Path, required=True, help="folder for the masks and overlays")
-    parser.add_argument("--model", type=Path, default=Path("models/model.onnx"), help="the ONNX model")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the ONNX model (default: the bundle's own)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per run of the model")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
     parser.add_argument("--mask_suffix", default="_mask", help="masks are named <stem><mask_suffix>; _segmentation: ISIC's names")
     parser.add_argument(
         "--overlay_max_size", type=int, default=1024, help="longest side of <stem>_overlay.jpg in pixels; 0: no overlays"
     )
+    parser.add_argument(
+        "--on_unusable",
+        choices=ON_UNUSABLE,
+        default="skip",
+        help="unreadable, truncated or too large files: skip (segment the others, list them in OUTPUT_DIR/skipped.txt, "
+        "exit 1) or stop (before any work)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")  # libraries' warnings and errors
-    logger.setLevel(logging.INFO)
-    start = time.perf_counter()
+    for name in ("onnx_segment", "scripts"):  # this script's lines and the folder's summary
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
-        count = segment_folder(
-            args.input_dir, args.output_dir, args.model, args.batch_size, args.threads, args.mask_suffix, args.overlay_max_size
+        segment_folder(
+            args.input_dir,
+            args.output_dir,
+            args.model,
+            args.batch_size,
+            args.threads,
+            args.mask_suffix,
+            args.overlay_max_size,
+            args.on_unusable,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, WriteError) as error:
         logger.error("error: %s", error)
         return 1
-    logger.info("segmented %d images into %s in %.1f s", count, args.output_dir, time.perf_counter() - start)
     return 0
 
 

@@ -1,25 +1,44 @@
-"""Writes the table of every documented setting into the bundle's README.
+"""Writes the table of every documented setting into the bundle's ``docs/settings.md``.
 
     python -m scripts.settings_table     # from the bundle root
 
-The table is made from the configs' settings blocks (:func:`scripts.settings.documented_settings`):
-one row per setting with its meaning (the comment after the key) and its default in each
-config, ``-`` where a config does not have it. A test keeps the README and the configs in step.
+The settings a user is meant to change are the keys under the line
+``# ---- settings users override ----`` of each config, up to the next blank line, each with
+its meaning in the comment after it (:func:`documented_settings`). The table has one row per setting with its meaning (the comment after the key) and its default in each
+config, ``-`` where a config does not have it. A test keeps that page and the configs in step.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import yaml
 
-from .settings import README, config_names, documented_settings
+from .setting_keys import CONFIG_DIR, SETTINGS_PAGE, config_names
 
 logger = logging.getLogger(__name__)
 
+SETTINGS_HEADER = "# ---- settings users override ----"
 TABLE_BEGIN = "<!-- settings table: written by `python -m scripts.settings_table`, do not edit -->"
 TABLE_END = "<!-- end of settings table -->"
+
+
+def documented_settings(name: str) -> dict[str, tuple[str, str]]:
+    """The settings block of ``configs/<name>.yaml``: key -> (default as written, meaning)."""
+    lines = (CONFIG_DIR / f"{name}.yaml").read_text().splitlines()
+    if SETTINGS_HEADER not in lines:
+        return {}
+    settings = {}
+    for line in lines[lines.index(SETTINGS_HEADER) + 1 :]:
+        if not line.strip():
+            break
+        # `key: value  # meaning`; a '#' inside a value (an id) has no space before it
+        match = re.fullmatch(r"(\w+):\s*(.*?)\s*(?:\s#\s*(.*))?", line)
+        if match:
+            settings[match[1]] = (match[2], match[3] or "")
+    return settings
 
 
 def _shown(raw: str) -> str:
@@ -50,8 +69,8 @@ def readme_with_table(readme: str) -> str:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    README.write_text(readme_with_table(README.read_text()))
-    logger.info("wrote the settings table into %s", README)
+    SETTINGS_PAGE.write_text(readme_with_table(SETTINGS_PAGE.read_text()))
+    logger.info("wrote the settings table into %s", SETTINGS_PAGE)
     return 0
 
 

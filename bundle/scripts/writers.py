@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,14 +14,19 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
+from ignite.engine import Engine
 from monai.config import KeysCollection
+from monai.handlers import MetricsSaver as _MonaiMetricsSaver
 from monai.transforms import MapTransform
 from monai.utils import convert_to_tensor
 from PIL import Image
 
-from .atomic import write_atomically
+from networks.files import is_nifti, stem
+
+from .atomic import PARTIAL_PREFIX, write_atomically
+from .errors import WriteError
 from .image_files import OVERLAY_SAVE_OPTIONS, draw_contours, overlay_size
-from .image_io import is_nifti, pil_to_supported_mode, stem
+from .image_io import display_oriented, pil_to_supported_mode
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +46,15 @@ def label_map(segmentation: torch.Tensor | np.ndarray) -> np.ndarray:
 def overlay_picture(source: str, network_input: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """The picture under the contours, (H, W, 3) uint8 at ``size`` = (H, W).
 
-    Overlays larger than the network's input are read again from 8-bit raster sources,
-    decoded at a reduced scale where the format allows (a 1024 px overlay of an 8000 px JPEG
-    decodes 2000 px). Otherwise, and for 16-bit, float and NIfTI sources, the picture is the
+    Overlays larger than the network's input are read again from 8-bit raster sources, in
+    display orientation, decoded at a reduced scale where the format allows (a 1024 px overlay
+    of an 8000 px JPEG decodes 2000 px). Otherwise, and for 16-bit, float and NIfTI sources, the picture is the
     network's input (min-max scaled to [0, 255] per image), resized.
     """
     if max(size) > max(network_input.shape[1:]) and not is_nifti(source):
         with Image.open(source) as image:
-            image.draft(None, (size[1], size[0]))
-            image = pil_to_supported_mode(image)
+            image.draft(None, (max(size), max(size)))  # either side may become the width on display
+            image = pil_to_supported_mode(display_oriented(image))
             if image.mode in ("L", "LA", "RGB", "RGBA"):
                 return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR))
     # a plain tensor: MetaTensor's bookkeeping on each step cost more than the steps
@@ -115,3 +123,31 @@ class SaveSegmentationd(MapTransform):
                 lambda p: picture.save(p, format="PNG", compress_level=PNG_COMPRESS_LEVEL),
             )
         logger.debug("wrote %s", path)
+
+
+class MetricsSaver(_MonaiMetricsSaver):
+    """MONAI's MetricsSaver, whose CSV files appear in ``save_dir`` only once complete.
+
+    MONAI writes them in place; here they are written into a hidden temporary folder inside
+    ``save_dir`` and then renamed one by one.
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        final = Path(self.save_dir)
+        try:
+            final.mkdir(parents=True, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=final)
+        except OSError as error:
+            raise WriteError(f"{final}: cannot write the metrics ({error.strerror}); choose another output_dir") from error
+        try:
+            self.save_dir = staging
+            super().__call__(engine)
+            for written in sorted(Path(staging).iterdir()):
+                os.replace(written, final / written.name)
+        except OSError as error:
+            raise WriteError(
+                f"{final}: cannot write the metrics ({error.strerror}); free some space or choose another output_dir"
+            ) from error
+        finally:
+            self.save_dir = str(final)
+            shutil.rmtree(staging, ignore_errors=True)

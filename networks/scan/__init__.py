@@ -90,8 +90,8 @@ def check_backend(backend: str) -> None:
 
 
 # Under torch.compile the kernel is built (or loaded) while dynamo traces, as in eager mode:
-# with only "is it loaded yet", a network compiled before its first eager call silently ran
-# the pure-PyTorch scan, 3x slower.
+# asking only "is it loaded yet" would let a network compiled before its first eager call
+# trace the slower pure-PyTorch scan without a word.
 _compiled_cpu_at_trace_time = torch.compiler.assume_constant_result(compiled_cpu_available)
 
 

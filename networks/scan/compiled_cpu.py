@@ -2,7 +2,7 @@
 and hand-written backward, built on first use and cached.
 
 The first use compiles it with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
-``ninja`` are needed; about 30-60 s on 2 cores) into the standard extensions folder
+``ninja`` are needed; the log says when it compiles) into the standard extensions folder
 (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), under a name that holds a
 hash of the source, the build flags, the torch version and install, and the Python version:
 later processes load it in well under a second, and any change to one of these builds afresh.
@@ -32,6 +32,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from ..files import write_atomically
 from .ops import scan_operator
 from .sequential import upcast
 
@@ -63,7 +64,7 @@ elif sys.platform.startswith("linux"):
     _BUILDS = [(["-O3", "-fopenmp", "-fno-trapping-math"], ["-fopenmp"]), _ONE_THREAD]
 else:
     _BUILDS = [_ONE_THREAD]
-_BUILD_SECONDS = 60  # measured on a 2-core machine, shared with other jobs
+_BUILD_SECONDS = 60  # the build time the log announces: the order of magnitude on a small machine
 # The backward pass recomputes the states chunk by chunk from the states the forward pass keeps
 # every CHECKPOINT_EVERY tokens: 1/64 of the memory of all states.
 CHECKPOINT_EVERY = 64
@@ -95,11 +96,12 @@ def _fixed_source(build_directory: Path) -> Path:
     fixed, so a copy written again by a process starting later never triggers a rebuild)."""
     target = build_directory / SOURCE.name
     if not target.exists():
-        build_directory.mkdir(parents=True, exist_ok=True)
-        partial = build_directory / f"{SOURCE.name}.{os.getpid()}.tmp"
-        partial.write_bytes(SOURCE.read_bytes())
-        os.utime(partial, (1_000_000_000, 1_000_000_000))
-        os.replace(partial, target)
+
+        def copy_with_fixed_time(partial: Path) -> None:
+            partial.write_bytes(SOURCE.read_bytes())
+            os.utime(partial, (1_000_000_000, 1_000_000_000))
+
+        write_atomically(target, copy_with_fixed_time)
     return target
 
 

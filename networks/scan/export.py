@@ -16,15 +16,15 @@ The recurrence ``h[t] = a[t] * h[t - 1] + x[t]`` (see :mod:`networks.scan`), wit
 So the graph has ``O(T + log(L / T))`` operators per scan, for any batch size, and makes
 about 11 passes over sequence-sized tensors (counted from the operators: the decays and inputs,
 their split by position, two unrolled loops, the stack and ``h . C``). Scanning the whole
-sequence in doubling steps instead takes fewer operators but about 24 such passes; onnxruntime
-ran the whole network 1.5x slower that way (CPU time, one thread, batches of 1 and 8).
+sequence in doubling steps instead takes fewer operators but about 24 such passes, and
+onnxruntime, bound by memory traffic here, runs the whole network slower that way.
 
 Numerically it only multiplies decays ``exp(delta * A)`` in ``(0, 1]`` (nothing is divided or
 exponentiated from a positive argument), so it cannot overflow; only the order of the sums
 differs from the token-by-token reference.
 
-``torch.export`` spends 13-21 ms per recorded operator on symbolic shapes; the scans' ~600
-unrolled operators made most of an ONNX export's minute. Inside :func:`scan_as_one_operator`
+``torch.export`` spends its time per recorded operator on symbolic shapes, and the scans'
+~600 unrolled operators would be most of an ONNX export's time. Inside :func:`scan_as_one_operator`
 each scan is instead recorded as ONE operator, ``ulvmunet::scan_export``, which
 :mod:`networks.scan.onnx_graph` writes as ONNX operators directly (see
 :func:`networks.onnx_export.export_onnx`). Outside it, ``torch.export`` records the unrolled

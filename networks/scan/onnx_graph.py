@@ -14,28 +14,26 @@ fast on long contiguous runs and slow on short ones:
 
 - Position-major layout. The sequence-by-state tensors are made and kept one position of the
   chunk at a time, as (1, S, Ch, batch, K) for the ``K = L / T`` chunks: the batch and the
-  chunks are the innermost, contiguous axes, the states the outermost. With the states
-  innermost (runs of 16 floats) the decays, inputs and read-outs took about twice as long.
+  chunks are the innermost, contiguous axes, the states the outermost: with the states
+  innermost, the decays, inputs and read-outs would run in short runs of 16 floats.
   ``h . C`` is a product and a sum over the outer state axis, the sum written as a MatMul with
-  a row of ones (onnxruntime's ReduceSum over that axis took as long as a recurrence step).
+  a row of ones (onnxruntime's ReduceSum over that axis costs as much as a recurrence step).
 - Balanced chunks: ``T`` is the power of two nearest above ``sqrt(L)`` (32 tokens at L = 1024,
   8 at L = 64), so that a position's tensors stay small enough for the CPU's cache and the
   carry across chunks is short.
 - The carry across chunks is one small multiply-add per chunk, on (1, S, Ch, batch, 1) slices.
-  Doubling steps across the chunks (fewer operators) shifted tensors along their innermost
-  axis, which onnxruntime copies in short runs: 8 % slower for the whole network.
+  Doubling steps across the chunks would take fewer operators, but they shift tensors along
+  their innermost axis, which onnxruntime copies in short runs.
 
-Against the token-major layout with 8 tokens per chunk and doubling steps, this scan (with the
-softplus of :func:`networks.onnx_export.export_onnx`) runs the whole 256 x 256 network in 0.71x
-the CPU time at batch 8 and 0.78x at batch 1 (onnxruntime 1.32 on one thread, medians of 21
-paired rounds; middle half of the rounds 0.68-0.73 and 0.76-0.78), for 1,614 graph nodes
-instead of 1,034. It only multiplies decays ``exp(delta * A)`` in ``(0, 1]``: nothing overflows.
+The layout costs operators (1,614 graph nodes for the 256 x 256 network) and saves memory
+traffic, which is what bounds onnxruntime here. It only multiplies decays ``exp(delta * A)``
+in ``(0, 1]``: nothing overflows.
 
 Layout of the arguments: ``u``, ``delta`` (batch, L, Ch), ``A`` (Ch, S), ``B``, ``C`` (batch,
 L, S), ``D`` (Ch,), float32; ``L``, ``Ch`` and ``S`` fixed, the batch any size.
 
-Written here, the scan is translated in milliseconds; recorded by ``torch.export`` operator by
-operator it took about 30 of the export's 60 seconds. :func:`networks.onnx_export.export_onnx`
+Written here, the scan is translated at once, instead of being recorded by ``torch.export``
+operator by operator, which is the slow part of an export. :func:`networks.onnx_export.export_onnx`
 passes :data:`TRANSLATIONS` to ``torch.onnx.export``.
 """
 

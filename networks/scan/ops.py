@@ -62,7 +62,7 @@ def scan_operator(name: str, forward: Forward, backward: Backward, states_shape:
         keep_states = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D))
         if not keep_states and not torch.compiler.is_compiling():
             # eager inference needs neither autograd nor tracing: the kernel itself. The
-            # operator's first call imports torch._dynamo, 1.5 s of every inference run's start.
+            # operator's first call imports torch._dynamo, which would lengthen every start.
             return forward(u, delta, A, B, C, D, False)[0]
         return scan_forward(u, delta, A, B, C, D, keep_states)[0]
 

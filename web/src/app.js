@@ -69,8 +69,13 @@ model.then(
 async function decode(file) {
   let bitmap;
   try {
-    // raw pixels as Pillow reads them: no colour management, alpha not premultiplied
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    // pixels as the bundle reads them: no colour management, alpha not premultiplied, and
+    // turned by the EXIF orientation as viewers show the photo
+    bitmap = await createImageBitmap(file, {
+      colorSpaceConversion: "none",
+      premultiplyAlpha: "none",
+      imageOrientation: "from-image",
+    });
   } catch {
     throw new Error(`${file.name} is not an image this browser can read (${file.type || "unknown type"}); pick a PNG or JPEG image`);
   }
