@@ -138,11 +138,12 @@ def finetune(args: argparse.Namespace, work: Path) -> None:
 
 
 def parameters(network_def: dict | None) -> int:
-    if network_def is None:
-        parser = ConfigParser()
-        parser.read_config(BUNDLE / "configs" / "train.yaml")
-        network_def = parser.get("network_def")
-    network = ConfigParser({"n": network_def}).get_parsed_content("n")
+    """The parameter count of train.yaml's network, or of ``network_def`` in its place."""
+    parser = ConfigParser()
+    parser.read_config(BUNDLE / "configs" / "train.yaml")
+    if network_def is not None:
+        parser["network_def"] = network_def
+    network = parser.get_parsed_content("network_def")
     return sum(p.numel() for p in network.parameters())
 
 
@@ -155,9 +156,12 @@ def networks(args: argparse.Namespace, work: Path) -> None:
         _, log = bundle(
             "run", "training", "--config_file", "configs/train.yaml", *settings, "--num_epochs", "1000", timeout=args.budget
         )
+        (out / "train.log").write_text(log)
         epochs = [float(s) for s in re.findall(r"epoch \d+/1000: .*?, ([0-9.]+) s,", log)]
-        if not epochs:
-            raise SystemExit(f"error: {name} finished no epoch within {args.budget} s")
+        if not epochs:  # no epoch in the budget: no weights to evaluate, and that is the result
+            rows.append((name, parameters(network_def), float("nan"), 0, float("nan")))
+            print(f"{name}: no epoch within {args.budget} s", file=sys.stderr, flush=True)
+            continue
         evaluation = ["--dataset_dir", str(args.isic2018.resolve()), "--ckpt_path", str(out / "model.pt")]
         bundle(
             "run",

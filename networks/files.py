@@ -7,6 +7,7 @@ everywhere: installed with the project, and vendored into a standalone bundle, w
 
 - :data:`IMAGE_SUFFIXES`: every suffix an input image or mask may have; ``prepare``, the
   bundle's configs and the ONNX segmenter accept exactly these.
+- :func:`strict_decoding`: Pillow raising on truncated files while the checks decode them.
 - :func:`write_atomically`: each file is written under a hidden temporary name in its own
   folder (``.partial-<pid>-<name>``: two processes never share one, and it keeps the suffix
   that Pillow and nibabel read the format from) and renamed with ``os.replace``, atomic within a folder. A process killed at any
@@ -15,8 +16,9 @@ everywhere: installed with the project, and vendored into a standalone bundle, w
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,19 @@ def stem(path: str | Path) -> str:
     name = Path(path).name
     suffix = image_suffix(path)
     return name[: -len(suffix)] if suffix else Path(path).stem
+
+
+@contextlib.contextmanager
+def strict_decoding() -> Iterator[None]:
+    """Makes Pillow raise on truncated files for the duration, whatever another module set."""
+    from PIL import ImageFile  # here: the suffixes and writes above need no Pillow
+
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def partial_path(path: str | Path) -> Path:

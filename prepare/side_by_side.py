@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from networks.files import strict_decoding
 from prepare.errors import PrepareError, list_files
 from prepare.layouts import ISIC2018_FOLDERS, ISIC_MASK_SUFFIXES
-from prepare.validate import PairProblem, read_image, strict_decoding
+from prepare.validate import PairProblem, read_image
 
 logger = logging.getLogger(__name__)
 

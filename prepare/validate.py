@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from networks.files import is_nifti
+from networks.files import is_nifti, strict_decoding
 from prepare.errors import PrepareError, list_files
 from prepare.layouts import Pair
 
@@ -32,17 +31,6 @@ class PairProblem(Exception):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(kind, detail)
         self.kind, self.detail = kind, detail
-
-
-@contextlib.contextmanager
-def strict_decoding() -> Iterator[None]:
-    """Make PIL raise on truncated files for the duration, whatever another module set globally."""
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def read_nifti(path: Path) -> Image.Image:

@@ -66,11 +66,14 @@ def test_shipped_onnx_model_is_small_self_contained_and_matches_pytorch():
     assert meta["file"] == "models/model.onnx" and meta["size_bytes"] == MODEL.stat().st_size
 
     net = networks.load_reference_weights(networks.UltraLightVMUNet(), BUNDLE / "models" / "model.pt").eval()
+    generator = torch.Generator().manual_seed(0)
     for batch in (1, 4):  # any batch size
-        x = torch.rand(batch, *image.shape[1:]) * 255
+        x = torch.rand(batch, *image.shape[1:], generator=generator) * 255
         with torch.no_grad():
             expected = net(x).numpy()
-        assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4
+        # float32 rounding grows with the logits' size: trained weights give logits of tens
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 2e-5 * scale
 
 
 @pytest.mark.slow

@@ -11,19 +11,18 @@ Orientation: a raster file is read as viewers display it, its EXIF orientation t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from networks.files import IMAGE_SUFFIXES, image_suffix, is_nifti, stem
+from networks.files import IMAGE_SUFFIXES, image_suffix, is_nifti, stem, strict_decoding
 
 from .atomic import write_atomically
 from .errors import BundleError
@@ -152,17 +151,6 @@ def unusable_message(unusable: Sequence[Unusable], total: int, where: str) -> st
         by_kind[item.kind].append(item)
     lines = [f"{kind} {list_files(by_kind[kind])}" for kind in PROBLEM_ORDER if kind in by_kind]
     return f"{len(unusable)} of {total} images in {where} are unusable:\n" + "\n".join(lines)
-
-
-@contextlib.contextmanager
-def strict_decoding() -> Iterator[None]:
-    """Makes Pillow raise on truncated files for the duration, whatever another module set."""
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def check_image(path: str | Path) -> Unusable | None:
