@@ -7,6 +7,8 @@ everywhere: installed with the project, and vendored into a standalone bundle, w
 
 - :data:`IMAGE_SUFFIXES`: every suffix an input image or mask may have; ``prepare``, the
   bundle's configs and the ONNX segmenter accept exactly these.
+- :func:`list_files`: how every message about bad files names them, so that ``prepare`` and
+  the bundle report alike.
 - :func:`strict_decoding`: Pillow raising on truncated files while the checks decode them.
 - :func:`write_atomically`: each file is written under a hidden temporary name in its own
   folder (``.partial-<pid>-<name>``: two processes never share one, and it keeps the suffix
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = RASTER_SUFFIXES + NIFTI_SUFFIXES
 
 PARTIAL_PREFIX = ".partial-"
+#: how many files a message names before it only counts the rest
+SHOWN_FILES = 5
 
 
 def image_suffix(path: str | Path) -> str | None:
@@ -49,6 +53,15 @@ def stem(path: str | Path) -> str:
     name = Path(path).name
     suffix = image_suffix(path)
     return name[: -len(suffix)] if suffix else Path(path).stem
+
+
+def list_files(items: Sequence[object]) -> str:
+    """The count of ``items`` and the first :data:`SHOWN_FILES` of them, one per indented line,
+    for an error message (a list of 2000 bad files would bury it; callers pass sorted lists)."""
+    lines = [f"({len(items)}):", *(f"  {item}" for item in items[:SHOWN_FILES])]
+    if len(items) > SHOWN_FILES:
+        lines.append(f"  ... and {len(items) - SHOWN_FILES} more")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager

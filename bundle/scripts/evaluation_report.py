@@ -13,6 +13,7 @@ import csv
 import html
 import logging
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +96,11 @@ def _colour(rgb: Sequence[int]) -> str:
 
 def report_html(metrics: Mapping[str, float], scores: Sequence[ImageScore], worst: int, overlays_dir: Path) -> str:
     """The page: metrics table, Dice histogram, and the ``worst`` lowest-Dice images."""
-    ordered = sorted(scores, key=lambda s: (math.isnan(s.dice), s.dice), reverse=False)
+    ordered = sorted(scores, key=lambda s: (math.isnan(s.dice), s.dice))
     dice = [s.dice for s in scores if not math.isnan(s.dice)]
     below_half = sum(d < 0.5 for d in dice)
-    mean = sum(dice) / len(dice) if dice else float("nan")
-    median = sorted(dice)[len(dice) // 2] if dice else float("nan")
+    mean = statistics.mean(dice) if dice else float("nan")
+    median = statistics.median(dice) if dice else float("nan")
     rows = "\n".join(
         f"<tr><td>{html.escape(name)}</td><td>{value:.4f}</td></tr>"
         for name, value in metrics.items()

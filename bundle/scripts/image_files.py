@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from networks.files import IMAGE_SUFFIXES, image_suffix, is_nifti, stem, strict_decoding
+from networks.files import IMAGE_SUFFIXES, image_suffix, is_nifti, list_files, stem, strict_decoding
 
 from .atomic import write_atomically
 from .errors import BundleError
@@ -50,8 +50,6 @@ TRUNCATED = "truncated or corrupt images"
 TOO_LARGE = "images too large to decode"
 NOT_2D = "images that are not 2D"
 PROBLEM_ORDER = (NOT_AN_IMAGE, TRUNCATED, TOO_LARGE, NOT_2D)
-#: how many files of each kind a message names before it only counts the rest
-SHOWN_FILES = 5
 
 
 def pil_to_supported_mode(image: Image.Image) -> Image.Image:
@@ -132,15 +130,6 @@ class UnusableImages(BundleError, ValueError):
     def __init__(self, unusable: Sequence[Unusable], total: int, where: str) -> None:
         super().__init__(unusable_message(unusable, total, where))
         self.unusable = list(unusable)
-
-
-def list_files(items: Sequence[object]) -> str:
-    """The count of ``items`` and the first few of them, one per indented line, for a message
-    (a list of 2000 bad files would bury it)."""
-    lines = [f"({len(items)}):", *(f"  {item}" for item in items[:SHOWN_FILES])]
-    if len(items) > SHOWN_FILES:
-        lines.append(f"  ... and {len(items) - SHOWN_FILES} more")
-    return "\n".join(lines)
 
 
 def unusable_message(unusable: Sequence[Unusable], total: int, where: str) -> str:
