@@ -13,7 +13,7 @@ taken round by round (median, and the middle half of the rounds in brackets): on
 whose speed drifts, that pairing is what makes runs comparable. ``--cpu-time`` counts the
 process's CPU seconds instead of wall seconds: with ``--threads 1`` on a machine shared with
 other jobs, that is the time the work itself took. ``--export`` first rebuilds the model into
-a temporary file with ``bundle/scripts/export_onnx.py`` and times that.
+a temporary file with ``bundle/commands/export_onnx.py`` and times that.
 """
 
 import argparse
@@ -71,9 +71,9 @@ def main() -> None:
     model_path = args.model
     if args.export:
         model_path = Path(tempfile.mkdtemp()) / "model.onnx"
-        export = [sys.executable, "scripts/export_onnx.py", "--output", str(model_path)]
+        export = [sys.executable, "commands/export_onnx.py", "--output", str(model_path)]
         took = seconds(lambda: subprocess.run(export, cwd=BUNDLE, check=True, capture_output=True))
-        print(f"export (scripts/export_onnx.py, with its check against PyTorch): {took:.1f} s")
+        print(f"export (commands/export_onnx.py, with its check against PyTorch): {took:.1f} s")
     model = onnx.load(str(model_path))
     print(f"{model_path}: {model_path.stat().st_size / 1024:.0f} KB, {len(model.graph.node)} nodes")
 

@@ -129,7 +129,7 @@ def test_training_keeps_the_shipped_weights_unless_asked_to_publish(demo, tmp_pa
     # the shipped exports hold the replaced weights: moved aside beside them, with how to rebuild them
     assert sorted(p.suffix for p in (copy / "models").iterdir() if p.is_file()) == [".pt"]
     assert sorted(p.suffix for p in (copy / "models" / "replaced").glob("model_*")) == [".onnx", ".pt", ".ts"]
-    assert "scripts/export_onnx.py" in (copy / "models" / "replaced" / "REBUILD.txt").read_text()
+    assert "commands/export_onnx.py" in (copy / "models" / "replaced" / "REBUILD.txt").read_text()
 
 
 def test_evaluate_pools_confusion_matrix_over_test_pixels(demo, trained, tmp_path):
@@ -404,7 +404,7 @@ def test_pvm_groups_trains_evaluates_tabulates_and_refuses_a_mismatch(demo, tmp_
     with open(run_dir / "eval" / "metrics.csv") as f:
         dsc = float(dict(csv.reader(f))["dsc"])
 
-    table = run([PY, "-m", "scripts.ablation_table", str(run_dir), "--spatial_size", "64"]).stdout
+    table = run([PY, "commands/ablation_table.py", str(run_dir), "--spatial_size", "64"]).stdout
     row = next(line for line in table.splitlines() if line.startswith("| 2 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[:2] == ["2", "69,589"] and cells[3] == f"{dsc:.4f}"
@@ -478,13 +478,13 @@ def test_shipped_demo_model_and_torchscript():
 
 @pytest.mark.slow
 def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
-    run([PY, str(BUNDLE / "scripts" / "export_bundle.py"), "--out", str(tmp_path / "export")], cwd=REPO)
+    run([PY, str(BUNDLE / "commands" / "export_bundle.py"), "--out", str(tmp_path / "export")], cwd=REPO)
     with zipfile.ZipFile(tmp_path / "export" / "ultralight_vmunet.zip") as archive:
         archive.extractall(tmp_path / "unpacked")
     root = tmp_path / "unpacked" / "ultralight_vmunet"
     assert (root / "networks" / "__init__.py").is_file() and (root / "LICENSE").is_file()
-    assert not (root / "scripts" / "export_bundle.py").exists()
-    assert (root / "models" / "model.onnx").is_file() and (root / "scripts" / "onnx_segment.py").is_file()
+    assert not (root / "commands" / "export_bundle.py").exists()
+    assert (root / "models" / "model.onnx").is_file() and (root / "commands" / "onnx_segment.py").is_file()
     # -S: no site processing, so the editable install's import hook for the repository is not
     # loaded; the dependencies come from site-packages on PYTHONPATH
     env = child_env(PYTHONPATH=sysconfig.get_paths()["purelib"])
@@ -512,3 +512,15 @@ def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
         env=env,
     )
     assert len(list((tmp_path / "pred").glob("*_mask.png"))) == 20
+
+
+@pytest.mark.parametrize("tool", ["export_onnx", "onnx_segment", "ablation_table", "settings_table", "export_bundle"])
+def test_the_tools_old_paths_refuse_naming_the_new_command(tool, tmp_path):
+    """`python scripts/<tool>.py` (from any folder) and `python -m scripts.<tool>` (from the bundle
+    root) stop before doing anything, with the command line to run instead."""
+    new = f"{BUNDLE / 'commands' / tool}.py --out x"
+    by_path = run([PY, str(BUNDLE / "scripts" / f"{tool}.py"), "--out", "x"], cwd=tmp_path, check=False)
+    as_module = run([PY, "-m", f"scripts.{tool}", "--out", "x"], cwd=BUNDLE, check=False)
+    for proc in (by_path, as_module):
+        assert proc.returncode == 1 and f"python {new}" in proc.stderr
+    assert sorted(tmp_path.iterdir()) == []

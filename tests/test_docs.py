@@ -31,7 +31,7 @@ from prepare.cli import build_parser
 
 from commands import BUNDLE, REPO
 
-sys.path.insert(0, str(BUNDLE / "scripts"))  # export_bundle.py is a command-line script of the bundle
+sys.path.insert(0, str(BUNDLE / "commands"))  # export_bundle.py is a command-line tool of the bundle
 import export_bundle
 
 DOCS = sorted([REPO / "README.md", REPO / "CONTRIBUTING.md", *(REPO / "docs").glob("*.md"), *(BUNDLE / "docs").glob("*.md")])

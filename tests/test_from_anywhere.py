@@ -25,7 +25,7 @@ def config_file(root: Path, name: str) -> str:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export")
-    run([PY, str(BUNDLE / "scripts" / "export_bundle.py"), "--out", str(out)], cwd=REPO)
+    run([PY, str(BUNDLE / "commands" / "export_bundle.py"), "--out", str(out)], cwd=REPO)
     return out / "ultralight_vmunet"
 
 

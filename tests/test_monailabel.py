@@ -162,7 +162,7 @@ def loop(tmp_path_factory):
     )
     app = root / "apps" / "monaibundle"
     subprocess.run(
-        [sys.executable, "bundle/scripts/export_bundle.py", "--out", str(app / "model")],
+        [sys.executable, "bundle/commands/export_bundle.py", "--out", str(app / "model")],
         cwd=REPO,
         check=True,
         capture_output=True,

@@ -1,5 +1,5 @@
 """The bundle's ONNX model (models/model.onnx), the command that rebuilds it, and the segmenter
-that runs it without PyTorch (scripts/onnx_segment.py), through their command lines."""
+that runs it without PyTorch (commands/onnx_segment.py), through their command lines."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def without_torch(tmp_path_factory) -> dict[str, str]:
 
 
 def onnx_segment(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    return run([PY, "scripts/onnx_segment.py", *args], env=env, check=check)
+    return run([PY, "commands/onnx_segment.py", *args], env=env, check=check)
 
 
 def test_shipped_onnx_model_is_small_self_contained_and_matches_pytorch():
@@ -79,21 +79,21 @@ def test_shipped_onnx_model_is_small_self_contained_and_matches_pytorch():
 @pytest.mark.slow
 def test_export_command_rebuilds_and_checks_the_model(tmp_path):
     out = tmp_path / "model.onnx"
-    proc = run([PY, "scripts/export_onnx.py", "--output", str(out), "--spatial_size", "64"])
+    proc = run([PY, "commands/export_onnx.py", "--output", str(out), "--spatial_size", "64"])
     assert "largest difference from PyTorch" in proc.stderr
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 1, 64, 64)
 
     # a model that fails its check against PyTorch does not replace the one there
     written = out.read_bytes()
-    proc = run([PY, "scripts/export_onnx.py", "--output", str(out), "--spatial_size", "64", "--tolerance", "1e-12"], check=False)
+    proc = run([PY, "commands/export_onnx.py", "--output", str(out), "--spatial_size", "64", "--tolerance", "1e-12"], check=False)
     assert proc.returncode == 1 and "differs from PyTorch" in proc.stderr and "was not written" in proc.stderr
     assert out.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
-    proc = run([PY, "scripts/export_onnx.py", "--output", str(tmp_path / "bad.onnx"), "--spatial_size", "48"], check=False)
+    proc = run([PY, "commands/export_onnx.py", "--output", str(tmp_path / "bad.onnx"), "--spatial_size", "48"], check=False)
     assert proc.returncode == 1 and "spatial_size must be a multiple of 32, got 48" in proc.stderr
     assert not (tmp_path / "bad.onnx").exists()
-    proc = run([PY, "scripts/export_onnx.py", "--ckpt_path", str(tmp_path / "missing.pt")], check=False)
+    proc = run([PY, "commands/export_onnx.py", "--ckpt_path", str(tmp_path / "missing.pt")], check=False)
     assert proc.returncode == 1 and "missing.pt: no such file" in proc.stderr
 
 

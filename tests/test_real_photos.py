@@ -13,7 +13,7 @@ from PIL import Image
 from commands import BUNDLE, INFER, PY, bundle, child_env, run
 from photos import BAD_FILES, GOOD_FILES, displayed_photo, orientation_folder, real_folder, save_with_orientation
 
-ONNX_SEGMENT = str(BUNDLE / "scripts" / "onnx_segment.py")
+ONNX_SEGMENT = str(BUNDLE / "commands" / "onnx_segment.py")
 
 
 def assert_bad_files_named(message: str, folder: Path) -> None:

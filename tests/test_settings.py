@@ -28,7 +28,10 @@ import yaml
 from commands import BUNDLE, EVALUATE, INFER, SMALL, TRAIN, bundle, child_env
 
 sys.path.insert(0, str(BUNDLE))  # the bundle's `scripts` package, as the configs import it
-from scripts import setting_keys, setting_types, settings, settings_table
+sys.path.insert(0, str(BUNDLE / "commands"))  # settings_table.py is a command-line tool of the bundle
+import settings_table
+
+from scripts import setting_keys, setting_types, settings
 from scripts.errors import real_error
 
 MULTI = ["--config_file", "['configs/train.yaml','configs/multi_gpu_train.yaml']"]
@@ -50,7 +53,7 @@ def last_line(text: str) -> str:
 
 def test_readme_table_is_generated_from_the_configs():
     readme = setting_keys.SETTINGS_PAGE.read_text()
-    assert settings_table.readme_with_table(readme) == readme, "run `python -m scripts.settings_table` in bundle/"
+    assert settings_table.readme_with_table(readme) == readme, "run `python commands/settings_table.py` in bundle/"
 
 
 def test_every_documented_setting_has_a_meaning_and_is_a_key_of_its_config():

@@ -24,7 +24,7 @@ function need(path, fix) {
 }
 
 need(ort, "run `npm ci` in web/ first");
-need(model, "the bundle's ONNX model; rebuild it from bundle/ with `python scripts/export_onnx.py`");
+need(model, "the bundle's ONNX model; rebuild it from bundle/ with `python commands/export_onnx.py`");
 for (const name of ortFiles) need(join(ort, name), "onnxruntime-web's files changed: check the version in package.json");
 
 rmSync(dist, { recursive: true, force: true });

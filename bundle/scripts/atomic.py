@@ -1,7 +1,7 @@
 """The bundle's output files, written atomically (:mod:`networks.files`), with a failed write
 reported as a :class:`~scripts.errors.WriteError` that says what to do.
 
-Plain Python, so that the ONNX segmenter (scripts/onnx_segment.py) writes the same way without
+Plain Python, so that the ONNX segmenter (commands/onnx_segment.py) writes the same way without
 PyTorch or MONAI.
 """
 

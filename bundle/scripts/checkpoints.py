@@ -40,7 +40,7 @@ Export them again from the new weights, in the bundle folder:
 
   python -m monai.bundle ckpt_export network_def --filepath {models}/model.ts --ckpt_file {models}/{weights} \\
       --meta_file configs/metadata.json --config_file configs/inference.yaml
-  python scripts/export_onnx.py --ckpt_path {models}/{weights} --output {models}/model.onnx   # needs onnx, onnxscript, onnxruntime
+  python commands/export_onnx.py --ckpt_path {models}/{weights} --output {models}/model.onnx   # needs onnx, onnxscript, onnxruntime
 """
 
 

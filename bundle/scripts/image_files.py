@@ -1,6 +1,6 @@
 """Finding and checking input images, reading them as viewers display them, and outlining
 labels for overlays: plain Python, NumPy, Pillow and nibabel, no torch or MONAI, so that the
-ONNX segmenter (scripts/onnx_segment.py) lists, refuses and outlines as the bundle does.
+ONNX segmenter (commands/onnx_segment.py) lists, refuses and outlines as the bundle does.
 
 The suffixes it accepts are the project's one list (:data:`networks.files.IMAGE_SUFFIXES`),
 which ``prepare`` reads too.

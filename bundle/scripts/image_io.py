@@ -13,7 +13,7 @@ from monai.data import MetaTensor, NibabelReader, PILReader
 from monai.transforms import LoadImage, MapTransform
 from PIL import Image
 
-# listing and checking input files needs neither torch nor MONAI (scripts/onnx_segment.py)
+# listing and checking input files needs neither torch nor MONAI (commands/onnx_segment.py)
 from networks.files import is_nifti, stem
 
 from .image_files import (

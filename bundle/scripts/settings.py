@@ -22,7 +22,7 @@ first expression of each config's ``run``, makes them, so that a missing split o
 stops the run before any image is read.
 
 The settings a user is meant to change, with their meanings, are documented by
-``python -m scripts.settings_table`` (:mod:`scripts.settings_table`).
+``python commands/settings_table.py`` (``commands/settings_table.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// The bundle's pre- and postprocessing (configs/inference.yaml, scripts/onnx_segment.py) on
+// The bundle's pre- and postprocessing (configs/inference.yaml, commands/onnx_segment.py) on
 // plain typed arrays, so that the page's masks are the bundle's masks:
 //   1. decode at a reduced scale as scripts/image_io.py's ShrinkOnLoad does for large images
 //      (JPEG: DCT scaling by 2, 4 or 8, emulated here by box averaging; other 8-bit images:
