@@ -514,6 +514,7 @@ def test_standalone_bundle_runs_without_the_repository(demo, tmp_path):
     assert len(list((tmp_path / "pred").glob("*_mask.png"))) == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["export_onnx", "onnx_segment", "ablation_table", "settings_table", "export_bundle"])
 def test_the_tools_old_paths_refuse_naming_the_new_command(tool, tmp_path):
     """`python scripts/<tool>.py` (from any folder) and `python -m scripts.<tool>` (from the bundle
