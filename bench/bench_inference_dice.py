@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from networks.files import stem
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundle"
 MASK_SUFFIX = "_mask"
@@ -55,7 +57,7 @@ def main() -> None:
             link = images / image.name
             if not link.exists():
                 link.symlink_to(image)
-            labels[image.stem] = (args.dataset_dir / case["label"]).resolve()
+            labels[stem(image)] = (args.dataset_dir / case["label"]).resolve()
         command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml"]
         command += ["--input_dir", str(images), "--output_dir", str(predictions), "--mask_suffix", MASK_SUFFIX]
         start = time.monotonic()

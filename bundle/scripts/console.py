@@ -20,7 +20,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 from monai.handlers import from_engine
 
-from .image_files import ImageFolder
+from .image_files import ImageFolder, finish_run
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +77,8 @@ class RunSummary:
         self._start = time.perf_counter()
 
     def _completed(self, engine: Engine) -> None:
-        seconds = time.perf_counter() - self._start
-        if self.images is None:
-            logger.info("wrote %d masks to %s in %.1f s; skipped none", len(self.data), self.output_dir, seconds)
-        else:
-            self.images.finish(self.output_dir, len(self.data), seconds)
+        skipped = self.images.skipped if self.images is not None else ()
+        finish_run(self.output_dir, len(self.data), time.perf_counter() - self._start, skipped)
 
 
 class EpochLog:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from ignite.engine import Engine, Events
 
 from networks.files import stem
@@ -54,11 +55,7 @@ def read_scores(path: Path) -> list[ImageScore]:
 
 def histogram(values: Sequence[float], bins: int = HISTOGRAM_BINS) -> list[int]:
     """Counts of ``values`` in ``bins`` equal bins over [0, 1]; 1.0 falls in the last bin, NaN in none."""
-    counts = [0] * bins
-    for value in values:
-        if not math.isnan(value):
-            counts[min(bins - 1, max(0, int(value * bins)))] += 1
-    return counts
+    return np.histogram([v for v in values if not math.isnan(v)], bins=bins, range=(0.0, 1.0))[0].tolist()
 
 
 def histogram_svg(counts: Sequence[int], title: str) -> str:

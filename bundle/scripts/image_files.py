@@ -239,17 +239,8 @@ class ImageFolder:
         return [{"image": str(path)} for path in files if path not in bad]
 
     def finish(self, output_dir: str | Path, written: int, seconds: float) -> None:
-        """Logs the run's summary line, and lists skipped files in ``output_dir/skipped.txt``."""
-        output_dir = Path(output_dir)
-        listing = output_dir / SKIPPED_LIST
-        listing.unlink(missing_ok=True)  # a list from an earlier run in this folder would mislead
-        summary = f"wrote {written} masks to {output_dir} in {seconds:.1f} s"
-        if not self.skipped:
-            logger.info("%s; skipped none", summary)
-            return
-        lines = "".join(f"{item.path}\t{item.kind}\t{item.reason}\n" for item in self.skipped)
-        write_atomically(listing, lambda path: path.write_text(lines))
-        logger.info("%s; skipped %d unusable files, listed in %s", summary, len(self.skipped), listing)
+        """:func:`finish_run` with the files this folder skipped."""
+        finish_run(output_dir, written, seconds, self.skipped)
 
     def require_none_skipped(self, output_dir: str | Path) -> None:
         """Ends a run that skipped files with an error status.
@@ -260,6 +251,21 @@ class ImageFolder:
         if self.skipped:
             where = f"{self.input_dir} (skipped, listed in {Path(output_dir) / SKIPPED_LIST})"
             raise UnusableImages(self.skipped, self.total, where)
+
+
+def finish_run(output_dir: str | Path, written: int, seconds: float, skipped: Sequence[Unusable] = ()) -> None:
+    """Logs a run's summary line (masks written, where, files skipped, time) and lists the
+    skipped files in ``output_dir/skipped.txt``, tab-separated: path, kind, reason."""
+    output_dir = Path(output_dir)
+    listing = output_dir / SKIPPED_LIST
+    listing.unlink(missing_ok=True)  # a list from an earlier run in this folder would mislead
+    summary = f"wrote {written} masks to {output_dir} in {seconds:.1f} s"
+    if not skipped:
+        logger.info("%s; skipped none", summary)
+        return
+    lines = "".join(f"{item.path}\t{item.kind}\t{item.reason}\n" for item in skipped)
+    write_atomically(listing, lambda path: path.write_text(lines))
+    logger.info("%s; skipped %d unusable files, listed in %s", summary, len(skipped), listing)
 
 
 def image_paths(input_dir: str | Path) -> list[Path]:
